@@ -1,0 +1,1 @@
+"""Model adapters (torch, scikit-learn) and safe loading of model files."""

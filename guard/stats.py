@@ -1,0 +1,57 @@
+"""Estimates with their uncertainty: every rate Guard reports carries n and a 95% interval."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson 1927).
+
+    Unlike the normal approximation it stays inside [0, 1] and behaves at 0 and n.
+    """
+    if n <= 0:
+        raise ValueError("wilson_interval needs n > 0")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must lie in [0, n], got {successes} of {n}")
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A measured value; ``ci95`` is set when the value is an estimate from ``n`` samples."""
+
+    value: float
+    n: int | None = None
+    ci95: tuple[float, float] | None = None
+
+    @classmethod
+    def proportion(cls, successes: int, n: int) -> Metric:
+        lo, hi = wilson_interval(successes, n)
+        return cls(value=successes / n, n=n, ci95=(lo, hi))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value}
+        if self.n is not None:
+            out["n"] = self.n
+        if self.ci95 is not None:
+            out["ci95"] = [self.ci95[0], self.ci95[1]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Metric:
+        ci = data.get("ci95")
+        return cls(
+            value=float(data["value"]),
+            n=None if data.get("n") is None else int(data["n"]),
+            ci95=None if ci is None else (float(ci[0]), float(ci[1])),
+        )
