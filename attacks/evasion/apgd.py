@@ -1,0 +1,68 @@
+"""Auto-PGD from ART: step size adapted per sample, no tuning.
+
+Croce & Hein 2020, https://arxiv.org/abs/2003.01690 (the attack at the core of AutoAttack).
+Run through ART's AutoProjectedGradientDescent on the target's differentiable module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from guard.attacks.evasion.art_adapter import torch_classifier
+from guard.attacks.evasion.base import AttackOutcome, EvasionProbe
+from guard.probes import RunContext, register
+from guard.target import Capability, Target
+
+
+@register
+class APGD(EvasionProbe):
+    """ART's AutoProjectedGradientDescent with the cross-entropy loss, one random start."""
+
+    id: ClassVar[str] = "evasion.apgd"
+    aliases: ClassVar[tuple[str, ...]] = ("apgd",)
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.GRADIENTS})
+
+    def perturb(
+        self, target: Target, x: np.ndarray, y: np.ndarray, eps: float, ctx: RunContext
+    ) -> AttackOutcome:
+        from art.attacks.evasion import AutoProjectedGradientDescent
+
+        if len(x) == 0:
+            return AttackOutcome(x_adv=x.copy())
+        s = self.settings
+        np.random.seed(ctx.seed)  # ART draws its random start from NumPy's global state
+        attack = AutoProjectedGradientDescent(
+            estimator=torch_classifier(target, s.batch_size),
+            norm=np.inf if s.norm == "inf" else 2,
+            eps=eps,
+            eps_step=2 * eps if s.step_size is None else s.step_size,  # the paper's 2 * eps
+            max_iter=s.steps,
+            targeted=False,
+            nb_random_init=1,
+            batch_size=s.batch_size,
+            loss_type="cross_entropy",
+            verbose=False,
+        )
+        x_adv = attack.generate(x=x, y=np.eye(target.model.n_classes)[y]).astype(np.float32)
+        return AttackOutcome(x_adv=_project(x_adv, x, eps, s.norm, target.input_spec.clip))
+
+    def _params(self, eps: float) -> dict[str, Any]:
+        return {"steps": self.settings.steps, "restarts": 1, "loss": "cross_entropy"}
+
+
+def _project(x_adv: np.ndarray, x: np.ndarray, eps: float, norm: str, clip: Any) -> np.ndarray:
+    """Remove float32 round-off that can put ART's output a hair outside the ball."""
+    delta = x_adv - x
+    if norm == "inf":
+        delta = np.clip(delta, -eps, eps)
+    else:
+        flat = delta.reshape(len(delta), -1)
+        norms = np.linalg.norm(flat, axis=1)
+        scale = np.minimum(1.0, eps / np.maximum(norms, 1e-12))
+        delta = (flat * scale[:, None]).reshape(delta.shape)
+    out = x + delta
+    if clip is not None:
+        out = np.clip(out, clip[0], clip[1])
+    return out.astype(np.float32)

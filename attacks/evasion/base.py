@@ -1,0 +1,187 @@
+"""Shared work of every evasion probe: settings, sample choice, success, metrics.
+
+Like Foolbox 3's base attacks, this class does the bookkeeping once (choosing samples,
+skipping those the model already gets wrong, checking the perturbation budget, counting
+with intervals) and each attack writes one method, :meth:`EvasionProbe.perturb`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from guard.errors import ConfigError
+from guard.evidence import Evidence, Flag
+from guard.probes import Probe, RunContext
+from guard.stats import Metric
+from guard.target import Target
+
+GRADIENT_MASKING_SHARE = 0.05
+_BUDGET_SLACK = 1e-5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvasionSettings:
+    """Settings common to evasion probes, validated once; errors name the parameter."""
+
+    eps: tuple[float, ...] = (0.05, 0.1, 0.2)
+    norm: str = "inf"
+    steps: int = 40
+    step_size: float | None = None
+    samples: int = 500
+    batch_size: int = 500
+    early_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.eps:
+            raise ConfigError("eps: give at least one value")
+        for e in self.eps:
+            if not np.isfinite(e) or e <= 0:
+                raise ConfigError(f"eps must be positive and finite, got {e}")
+        if self.norm not in ("inf", "2"):
+            raise ConfigError(f"norm must be 'inf' or '2', got {self.norm!r}")
+        for name in ("steps", "samples", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.step_size is not None and (not np.isfinite(self.step_size) or self.step_size <= 0):
+            raise ConfigError(f"step_size must be positive, got {self.step_size}")
+
+    def step_for(self, eps: float) -> float:
+        """Madry et al.'s rule of thumb, 2.5 * eps / steps, unless given."""
+        return self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+
+
+@dataclass(slots=True)
+class AttackOutcome:
+    """What an attack returns for the samples it was given (all correctly classified)."""
+
+    x_adv: np.ndarray
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    flags: list[Flag] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def choose_samples(n_total: int, n: int, seed: int) -> np.ndarray:
+    """A seeded subset (sorted), or everything when there are fewer samples than asked.
+
+    The subset is a prefix of one seeded permutation, so a smaller sample (a slow black-box
+    attack's) is contained in a larger one (a white-box attack's) and results compare.
+    """
+    if n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def perturbation_norms(delta: np.ndarray, norm: str) -> np.ndarray:
+    flat = delta.reshape(len(delta), -1).astype(np.float64)
+    if norm == "inf":
+        return np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(len(flat))
+    return np.linalg.norm(flat, axis=1)
+
+
+class EvasionProbe(Probe):
+    """An evasion attack evaluated over an epsilon sweep: one Evidence per epsilon."""
+
+    category: ClassVar[str] = "evasion"
+    accepts: ClassVar[frozenset[str]] = frozenset(EvasionSettings.__dataclass_fields__)
+    blackbox: ClassVar[bool] = False
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = EvasionSettings(**settings)
+
+    @abstractmethod
+    def perturb(
+        self, target: Target, x: np.ndarray, y: np.ndarray, eps: float, ctx: RunContext
+    ) -> AttackOutcome:
+        """Adversarial inputs for correctly classified samples x with labels y."""
+
+    def sweep(
+        self, target: Target, x: np.ndarray, y: np.ndarray, ctx: RunContext
+    ) -> list[tuple[float, AttackOutcome, float]]:
+        """(eps, outcome, seconds) for each epsilon; black-box attacks may share one run."""
+        results = []
+        for i, eps in enumerate(self.settings.eps):
+            ctx.progress(f"{self.id} eps={eps:g}", i, len(self.settings.eps))
+            start = time.perf_counter()
+            outcome = self.perturb(target, x, y, eps, ctx)
+            results.append((eps, outcome, time.perf_counter() - start))
+        ctx.progress(self.id, len(self.settings.eps), len(self.settings.eps))
+        return results
+
+    def run(self, target: Target, ctx: RunContext) -> list[Evidence]:
+        self.check(target)
+        s = self.settings
+        idx = choose_samples(len(target.y_eval), s.samples, ctx.seed)
+        x, y = target.x_eval[idx].astype(np.float32), target.y_eval[idx]
+        correct = target.model.predict(x) == y
+        n, n_correct = len(y), int(correct.sum())
+        evidence = []
+        for eps, outcome, seconds in self.sweep(target, x[correct], y[correct], ctx):
+            self._check_budget(target, x[correct], outcome.x_adv, eps)
+            still = target.model.predict(outcome.x_adv) == y[correct] if n_correct else []
+            robust = int(np.sum(still))
+            metrics = {
+                "clean_accuracy": Metric.proportion(n_correct, n),
+                "robust_accuracy": Metric.proportion(robust, n),
+            }
+            if n_correct:
+                metrics["attack_success_rate"] = Metric.proportion(n_correct - robust, n_correct)
+            metrics.update(outcome.metrics)
+            params: dict[str, Any] = {
+                "eps": eps,
+                "norm": s.norm,
+                "samples": n,
+                **self._params(eps),
+                **outcome.params,
+            }
+            evidence.append(
+                Evidence(
+                    probe=self.id,
+                    params=params,
+                    metrics=metrics,
+                    flags=list(outcome.flags),
+                    seed=ctx.seed,
+                    duration_s=seconds,
+                )
+            )
+        return evidence
+
+    def _params(self, eps: float) -> dict[str, Any]:
+        s = self.settings
+        return {"steps": s.steps, "step_size": s.step_for(eps), "early_stop": s.early_stop}
+
+    def _check_budget(self, target: Target, x: np.ndarray, x_adv: np.ndarray, eps: float) -> None:
+        """An attack that leaves its budget or the input range is a bug, not a result."""
+        if x_adv.shape != x.shape:
+            raise RuntimeError(f"{self.id} returned shape {x_adv.shape}, expected {x.shape}")
+        norms = perturbation_norms(x_adv - x, self.settings.norm)
+        if len(norms) and norms.max() > eps * (1 + _BUDGET_SLACK) + _BUDGET_SLACK:
+            raise RuntimeError(f"{self.id} exceeded eps={eps}: norm {norms.max():.6g}")
+        clip = target.input_spec.clip
+        if clip is not None and len(x_adv):
+            if x_adv.min() < clip[0] - _BUDGET_SLACK or x_adv.max() > clip[1] + _BUDGET_SLACK:
+                raise RuntimeError(f"{self.id} left the input range {clip}")
+
+
+def zero_gradient_outcome(zero_grad: np.ndarray) -> tuple[dict[str, Metric], list[Flag]]:
+    """The share of samples with an all-zero input gradient, and a flag when it is large."""
+    if len(zero_grad) == 0:
+        return {}, []
+    zeros = int(zero_grad.sum())
+    metric = Metric.proportion(zeros, len(zero_grad))
+    flags = []
+    if metric.value > GRADIENT_MASKING_SHARE:
+        flags.append(
+            Flag(
+                "gradient_masking",
+                f"{zeros} of {len(zero_grad)} attacked samples ({metric.value:.0%}) had an "
+                "all-zero input gradient: gradient attacks cannot move them, so robust accuracy "
+                "may be overestimated; try a black-box attack (hopskipjump)",
+            )
+        )
+    return {"zero_gradient_share": metric}, flags

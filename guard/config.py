@@ -1,0 +1,137 @@
+"""Audit options from a spec file (guard.toml or ``[tool.guard]`` in pyproject.toml).
+
+Command-line flags win over the file. Every key is checked here, once, with the file and
+key named in the error, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from guard.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditOptions:
+    """Everything ``guard audit`` accepts; None means 'not given here'."""
+
+    model: str | None = None
+    arch: str | None = None
+    data: str | None = None
+    clip: str | None = None
+    label_column: str | None = None
+    attacks: tuple[str, ...] | None = None
+    eps: tuple[float, ...] | None = None
+    norm: str | None = None
+    steps: int | None = None
+    step_size: float | None = None
+    samples: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    out: str | None = None
+    format: tuple[str, ...] | None = None
+    unsafe_allow_pickle: bool | None = None
+    name: str | None = None
+
+    def merged_over(self, base: AuditOptions) -> AuditOptions:
+        """These options, falling back to ``base`` where not given."""
+        changes = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return replace(base, **changes)
+
+
+_STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name"}
+_INT_KEYS = {"steps", "samples", "batch_size", "seed"}
+_LIST_STR_KEYS = {"attacks", "format"}
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+
+    if key in _STR_KEYS:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if key == "step_size":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if key == "unsafe_allow_pickle":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key == "clip":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            return f"{value[0]},{value[1]}"
+        raise bad('"none", "LO,HI" or [LO, HI]')
+    if key == "eps":
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+            raise bad("a number or a list of numbers")
+        return tuple(float(v) for v in items)
+    if key in _LIST_STR_KEYS:
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in items):
+            raise bad("a string or a list of strings")
+        return tuple(items)
+    raise ConfigError(f"{where}: unknown key '{key}'")
+
+
+def options_from_table(table: dict[str, Any], where: str) -> AuditOptions:
+    known = {f.name for f in fields(AuditOptions)}
+    values: dict[str, Any] = {}
+    for raw_key, value in table.items():
+        key = raw_key.replace("-", "_")
+        if key in {"thresholds", "policy", "waivers"}:  # read by the policy engine
+            continue
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{raw_key}' (known: {', '.join(sorted(known))})")
+        values[key] = _coerce(key, value, where)
+    return AuditOptions(**values)
+
+
+def load_spec(path: Path) -> AuditOptions:
+    """Options from a guard.toml (top level or ``[guard]``) or a pyproject's ``[tool.guard]``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        table = doc.get("tool", {}).get("guard", {})
+        where = f"{path} [tool.guard]"
+    else:
+        table = doc.get("guard", doc)
+        where = str(path)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    return options_from_table(table, where)
+
+
+def discover_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml with a ``[tool.guard]`` table, from start upwards."""
+    for folder in [start, *start.parents]:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                doc = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                return None
+            return candidate if "guard" in doc.get("tool", {}) else None
+    return None

@@ -1,0 +1,96 @@
+"""The bundled demo: two small digit classifiers trained offline in seconds, then cached.
+
+scikit-learn ships the 8x8 digits data set, so the demo needs no download: a small CNN
+(torch) and an RBF support-vector machine (scikit-learn) are trained with a fixed seed,
+saved in safe formats (a state dict in safetensors, a skops file) in the user's cache
+folder, and loaded back through the same safe loaders a user's model goes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+DEMO_SEED = 0
+DIGITS_CLIP = (0.0, 1.0)
+
+
+class DigitsCNN(nn.Module):
+    """A two-convolution network for 1x8x8 digits with inputs in [0, 1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.features(x))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DigitsSplit:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def digits_split(seed: int = DEMO_SEED, image: bool = True) -> DigitsSplit:
+    """scikit-learn's digits scaled to [0, 1]: 1,197 train and 600 test samples."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data / 16.0).astype(np.float32)
+    if image:
+        x = x.reshape(-1, 1, 8, 8)
+    y = data.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    train, test = order[:-600], order[-600:]
+    return DigitsSplit(x[train], y[train], x[test], y[test])
+
+
+def train_cnn(split: DigitsSplit, seed: int = DEMO_SEED, epochs: int = 15) -> DigitsCNN:
+    """Adam, batch 64: about 98% test accuracy in a few seconds on 2 cores."""
+    torch.manual_seed(seed)
+    model = DigitsCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    x = torch.as_tensor(split.x_train)
+    y = torch.as_tensor(split.y_train)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(y), generator=gen).split(64):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def train_svc(split: DigitsSplit) -> object:
+    """An RBF SVC on flattened digits (deterministic: libsvm without probability)."""
+    from sklearn.svm import SVC
+
+    svc = SVC(kernel="rbf", C=10.0, gamma="scale")
+    svc.fit(split.x_train.reshape(len(split.x_train), -1), split.y_train)
+    return svc
+
+
+def demo_paths(cache: Path) -> dict[str, Path]:
+    return {
+        "cnn": cache / "digits-cnn.safetensors",
+        "svc": cache / "digits-svc.skops",
+        "data_image": cache / "digits-test-image.npz",
+        "data_flat": cache / "digits-test-flat.npz",
+    }
