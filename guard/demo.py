@@ -94,3 +94,56 @@ def demo_paths(cache: Path) -> dict[str, Path]:
         "data_image": cache / "digits-test-image.npz",
         "data_flat": cache / "digits-test-flat.npz",
     }
+
+
+def cache_dir() -> Path:
+    """GUARD_CACHE_DIR, else the user's cache folder (e.g. ~/.cache/guard-ml/demo-v1)."""
+    import os
+
+    import platformdirs
+
+    root = os.environ.get("GUARD_CACHE_DIR") or platformdirs.user_cache_dir("guard-ml")
+    return Path(root) / "demo-v1"
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def ensure_demo_files(cache: Path | None = None) -> dict[str, Path]:
+    """Train and save the demo models and data unless the cache already holds them."""
+    import skops.io
+    from safetensors.torch import save
+
+    from guard.fsio import atomic_write_bytes
+
+    paths = demo_paths(cache or cache_dir())
+    if all(p.is_file() for p in paths.values()):
+        return paths
+    image = digits_split(image=True)
+    flat = digits_split(image=False)
+    cnn = train_cnn(image)
+    state = {k: v.contiguous() for k, v in cnn.state_dict().items()}
+    atomic_write_bytes(paths["cnn"], save(state))
+    atomic_write_bytes(paths["svc"], skops.io.dumps(train_svc(flat)))
+    atomic_write_bytes(paths["data_image"], _npz_bytes(
+        x=image.x_test, y=image.y_test, x_train=image.x_train, y_train=image.y_train))
+    atomic_write_bytes(paths["data_flat"], _npz_bytes(
+        x=flat.x_test, y=flat.y_test, x_train=flat.x_train, y_train=flat.y_train))
+    return paths
+
+
+def demo_targets(cache: Path | None = None) -> list[object]:
+    """The two demo targets, loaded through the same safe loaders as a user's files."""
+    from guard.build import build_target
+
+    paths = ensure_demo_files(cache)
+    return [
+        build_target(paths["cnn"], paths["data_image"], arch="guard.demo:DigitsCNN",
+                     clip=DIGITS_CLIP, name="digits-cnn"),
+        build_target(paths["svc"], paths["data_flat"], clip=DIGITS_CLIP, name="digits-svc"),
+    ]

@@ -58,8 +58,7 @@ def _compare(
 ) -> None:
     """Flag every stronger-by-design entry that a weaker-by-design probe beats."""
     weak = [e for e in group if e.probe in weaker_kind]
-    strong = [e for e in group if e.probe not in weaker_kind
-              and not (code == "single_step_beats_iterative" and e.probe in BLACKBOX_PROBES)]
+    strong = [e for e in group if e.probe not in BLACKBOX_PROBES | SINGLE_STEP_PROBES]
     for w in weak:
         rw = _robust(w)
         for s in strong:

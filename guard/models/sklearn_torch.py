@@ -126,7 +126,7 @@ class _KernelSVC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dec = self._kernel(x) @ self.coef.T + self.intercept  # (n, n_pairs), > 0: i wins
         if self.n_classes == 2:
-            return torch.cat([torch.zeros_like(dec), -dec], dim=1)
+            return torch.cat([torch.zeros_like(dec), dec], dim=1)  # public coefs: > 0 is class 1
         n = x.shape[0]
         conf = x.new_zeros((n, self.n_classes))
         conf = conf.index_add(1, self.pair_i, dec).index_add(1, self.pair_j, -dec)

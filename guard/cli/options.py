@@ -1,0 +1,43 @@
+"""Options shared by commands, parsed into typed values with click's own errors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+
+class FloatList(click.ParamType):
+    """Comma-separated positive numbers: ``0.05,0.1``."""
+
+    name = "float-list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = tuple(float(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        if not items or any(not math.isfinite(v) or v <= 0 for v in items):
+            self.fail(f"{value!r}: give positive finite numbers", param, ctx)
+        return items
+
+
+class NameList(click.ParamType):
+    """Comma-separated names: ``json,html``."""
+
+    name = "name-list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        items = tuple(v.strip().lower() for v in str(value).split(",") if v.strip())
+        if not items:
+            self.fail("give at least one name", param, ctx)
+        return items
+
+
+FLOAT_LIST = FloatList()
+NAME_LIST = NameList()

@@ -1,0 +1,98 @@
+"""What the terminal shows: progress while attacks run, a summary table at the end.
+
+On a terminal, rich draws a progress bar; in CI (``CI`` set, or output not a terminal)
+progress is plain lines so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from guard.evidence import AuditResult
+from guard.probes import ProgressFn
+
+
+def interactive(stream: object = None) -> bool:
+    stream = sys.stderr if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("CI")
+
+
+@contextmanager
+def progress_reporter(target_name: str, enabled: bool | None = None) -> Iterator[ProgressFn]:
+    """A progress callback for probes: a rich bar on a terminal, plain lines elsewhere."""
+    fancy = interactive() if enabled is None else enabled
+    if not fancy:
+        def plain(label: str, done: int, total: int) -> None:
+            if done < total:
+                click.echo(f"[guard] {target_name}: {label} ({done + 1}/{total})", err=True)
+
+        yield plain
+        return
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def fancy_fn(label: str, done: int, total: int) -> None:
+            key = label.split(" ")[0]
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{target_name}: {label}", total=total)
+            bar.update(tasks[key], completed=done, description=f"{target_name}: {label}")
+
+        yield fancy_fn
+
+
+def _fmt(metric: dict[str, object] | None) -> str:
+    if not metric:
+        return "-"
+    value = float(metric["value"])  # type: ignore[arg-type]
+    ci = metric.get("ci95")
+    if isinstance(ci, list):
+        return f"{value:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]"
+    return f"{value:.1%}"
+
+
+def summary_table(result: AuditResult) -> Table:
+    doc = result.to_dict()
+    target = doc["target"]
+    table = Table(
+        title=f"{target['name']} ({target['framework']}, {target['model'].get('class', '?')})",
+        title_justify="left",
+    )
+    for col in ("attack", "norm", "eps", "clean acc [95% CI]", "robust acc [95% CI]", "n", "flags"):
+        table.add_column(col, justify="right" if col in ("eps", "n") else "left")
+    for e in doc["evidence"]:
+        if not e["probe"].startswith("evasion."):
+            continue
+        m = e["metrics"]
+        flags = ", ".join(f["code"] for f in e["flags"]) or "-"
+        table.add_row(
+            e["probe"].removeprefix("evasion."),
+            "L" + str(e["params"].get("norm")),
+            f"{e['params'].get('eps'):g}",
+            _fmt(m.get("clean_accuracy")),
+            _fmt(m.get("robust_accuracy")),
+            str(m.get("robust_accuracy", {}).get("n", "-")),
+            flags,
+        )
+    return table
+
+
+def print_summary(results: list[AuditResult]) -> None:
+    console = Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
+    for result in results:
+        console.print(summary_table(result))
