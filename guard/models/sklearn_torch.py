@@ -28,6 +28,9 @@ def _t(a: Any) -> torch.Tensor:
 class _Affine(nn.Module):
     """x -> (x - shift) * scale, the shape of every scikit-learn scaler."""
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, shift: Any, scale: Any) -> None:
         super().__init__()
         self.register_buffer("shift", _t(shift))
@@ -39,6 +42,9 @@ class _Affine(nn.Module):
 
 class _Linear(nn.Module):
     """x -> x @ weight.T + bias (PCA projections, linear classifiers)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
 
     def __init__(self, weight: Any, bias: Any) -> None:
         super().__init__()
@@ -72,7 +78,8 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class _MLP(nn.Module):
     def __init__(self, coefs: list[Any], intercepts: list[Any], activation: str) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(_Linear(np.asarray(w).T, b) for w, b in zip(coefs, intercepts))
+        pairs = zip(coefs, intercepts, strict=True)
+        self.layers = nn.ModuleList(_Linear(np.asarray(w).T, b) for w, b in pairs)
         self.activation = _ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,6 +91,12 @@ class _MLP(nn.Module):
 
 class _KernelSVC(nn.Module):
     """libsvm's one-vs-one decision values, then scikit-learn's one-vs-rest transform."""
+
+    sv: torch.Tensor
+    intercept: torch.Tensor
+    coef: torch.Tensor
+    pair_i: torch.Tensor
+    pair_j: torch.Tensor
 
     def __init__(self, est: Any) -> None:
         super().__init__()
