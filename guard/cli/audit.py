@@ -35,7 +35,7 @@ DEFAULT_FORMATS = ("json", "html")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Attack batch size (default 500).")
 @click.option("--seed", type=int, help="Seed for sampling and random starts (default 0).")
 @click.option("--out", help=f"Output folder (default {DEFAULT_OUT}).")
-@click.option("--format", "formats", type=NAME_LIST, help="Report formats: json,html (default both).")
+@click.option("--format", "format", type=NAME_LIST, help="Report formats: json,html (default both).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Spec file (guard.toml); default: [tool.guard] in ./pyproject.toml.")
 @click.option("--name", help="Target name in reports (default: the model file's name).")
