@@ -17,7 +17,7 @@ import numpy as np
 
 from guard import __version__
 from guard.evidence import AuditResult, Evidence
-from guard.probes import ProgressFn, RunContext, no_progress, build_probe
+from guard.probes import ProgressFn, RunContext, build_probe, no_progress
 from guard.target import Capability, Target
 from guard.validity import add_validity_flags
 

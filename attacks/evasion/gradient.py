@@ -127,7 +127,7 @@ class PGD(EvasionProbe):
                 break
             goal = None if ranked is None or rank is None else ranked[idx, rank]
             run = run_pgd(module, x[idx], y[idx], rule, targets=goal)
-            if rank is None:
+            if not len(zero_grad):  # the first run sees every attacked sample
                 zero_grad = run.zero_grad
             x_adv[idx[run.fooled]] = run.x_adv[run.fooled]
             fooled[idx[run.fooled]] = True
