@@ -1,0 +1,560 @@
+"""Safe loading of model files: Guard never executes code from a file it audits.
+
+The format is told by the file's bytes (zip contents, magic numbers) before its name, so a
+pickle renamed ``model.safetensors`` is still refused. The file is read once into memory and
+every check and load works on those bytes, so what was vetted is what gets loaded.
+
+- TorchScript (``torch.jit.save``): TorchScript code runs in the TorchScript interpreter and
+  its pickles go through torch's restricted unpickler, not Python's.
+- torch.export (``.pt2``): ``torch.export.load`` itself unpickles sample inputs and
+  "pickled" weights without ``weights_only``, feeds expression strings to sympy's ``eval``,
+  and ``.module()`` compiles guard code from the file (all shown to run code in torch 2.13).
+  :func:`_vet_exported_archive` checks the archive first; the graph is checked again after
+  loading, before anything runs.
+- state dicts (``.pt``/``.pth``/``.bin``, ``.safetensors``): ``torch.load(weights_only=True)``
+  or safetensors, then the architecture from the user's own code (``--arch module:Class``).
+- skops: types outside scikit-learn, NumPy and SciPy are refused by name.
+- pickle and joblib run arbitrary code on load: refused unless the user opts in.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import io
+import json
+import pickle
+import re
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from guard.errors import ModelLoadError, UnsafeModelError
+
+if TYPE_CHECKING:
+    import torch
+
+Framework = Literal["torch", "sklearn"]
+
+_PICKLE_HINT = (
+    "pickle files can execute code when loaded; pass --unsafe-allow-pickle to load a file "
+    "you trust (a later release scans them first)"
+)
+_STATE_DICT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt"})
+# torch.save's pre-1.6 format starts with a pickled magic number (0x1950a86a20f9469cfc6c).
+_TORCH_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+_ARCH_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_SKOPS_TRUSTED_ROOTS = ("sklearn", "numpy", "scipy")
+# Parts of the trusted libraries that can run commands or strings; never trusted.
+_SKOPS_DENIED_PARTS = frozenset({"testing", "_testing", "tests", "distutils", "f2py", "ctypeslib"})
+_SKOPS_TRUSTED_BUILTINS = frozenset(
+    f"builtins.{name}"
+    for name in (
+        "int float complex bool str bytes bytearray list tuple dict set frozenset slice range"
+    ).split()
+)
+_MAX_NAMED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model object read from a file, with the framework and format it came in."""
+
+    framework: Framework
+    obj: Any
+    format: str
+
+
+def load_model(
+    path: Path, *, arch: str | None = None, unsafe_allow_pickle: bool = False
+) -> LoadedModel:
+    """Load a torch module or scikit-learn estimator without running code from ``path``.
+
+    ``arch`` ("module:Class") builds the network for a bare state dict; ``unsafe_allow_pickle``
+    lets pickle-based files through, which run arbitrary code: only for files the user trusts.
+    Every failure is a :class:`ModelLoadError` (:class:`UnsafeModelError` when refused).
+    """
+    path = Path(path)
+    data = _read(path)
+    kind = _detect(path, data)
+    if kind == "torchscript":
+        return LoadedModel("torch", _load_torchscript(path, data), "torchscript")
+    if kind == "torch.export":
+        return LoadedModel("torch", _load_exported(path, data), "torch.export")
+    if kind == "torch.save":
+        return _load_torch_save(path, data, arch, unsafe_allow_pickle)
+    if kind == "safetensors":
+        return LoadedModel("torch", _load_safetensors(path, data, arch), "safetensors")
+    if kind == "skops":
+        return _classify(path, _load_skops(path, data), "skops")
+    return _classify(path, _load_pickle(path, data, kind, unsafe_allow_pickle), kind)
+
+
+def _read(path: Path) -> bytes:
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelLoadError(f"{path}: is a directory, not a model file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise ModelLoadError(f"{path}: file is empty")
+    return data
+
+
+def _detect(path: Path, data: bytes) -> str:
+    """Name the format from the bytes first, the file extension second."""
+    suffix = path.suffix.lower()
+    if data[:2] == b"PK":
+        return _detect_zip(path, data)
+    if suffix == ".joblib":
+        return "joblib"
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "torch.save" if data[2:14] == _TORCH_LEGACY_MAGIC else "pickle"
+    if suffix == ".safetensors" or _looks_like_safetensors(data):
+        return "safetensors"
+    if suffix in (".pkl", ".pickle"):
+        return "pickle"
+    if suffix in (".skops", ".pt2") or suffix in _STATE_DICT_SUFFIXES:
+        raise ModelLoadError(f"{path}: not a valid {suffix} file (corrupt or truncated)")
+    raise ModelLoadError(
+        f"{path}: unknown model format; Guard reads TorchScript, torch.export (.pt2), state "
+        "dicts (.pt/.pth/.bin, .safetensors) and skops files"
+    )
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    header = int.from_bytes(data[:8], "little") if len(data) >= 8 else 0
+    return 0 < header <= len(data) - 8 and data[8:9] == b"{"
+
+
+def _detect_zip(path: Path, data: bytes) -> str:
+    names = _zip_names(path, data)
+    if "schema.json" in names:
+        return "skops"
+    if "serialized_exported_program.json" in names:
+        raise ModelLoadError(
+            f"{path}: torch.export archive in the pre-2.7 format, which Guard does not read; "
+            "save it again with a current torch"
+        )
+    roots = {name.partition("/")[0] for name in names}
+    inner = {name.partition("/")[2] for name in names}
+    if len(roots) == 1:
+        if "constants.pkl" in inner or any(n.startswith("code/") for n in inner):
+            return "torchscript"
+        if "archive_format" in inner:
+            return "torch.export"
+        if "data.pkl" in inner:
+            return "torch.save"
+    raise ModelLoadError(f"{path}: a zip archive that is no model format Guard knows")
+
+
+def _zip_names(path: Path, data: bytes) -> list[str]:
+    """Entry names of a zip archive whose checksums all match (a flipped bit is an error)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: corrupt or truncated zip archive ({exc})") from exc
+    if bad is not None:
+        raise ModelLoadError(f"{path}: corrupt archive, checksum mismatch in {bad!r}")
+    if len(set(names)) != len(names):
+        raise ModelLoadError(f"{path}: zip archive has duplicate entries")
+    return names
+
+
+def _load_torchscript(path: Path, data: bytes) -> torch.nn.Module:
+    import torch
+
+    try:
+        module: torch.nn.Module = torch.jit.load(  # type: ignore[no-untyped-call]
+            io.BytesIO(data), map_location="cpu"
+        )
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{path}: cannot load TorchScript ({_first_line(exc)})") from exc
+    return module
+
+
+def _load_exported(path: Path, data: bytes) -> torch.nn.Module:
+    import torch
+
+    _vet_exported_archive(path, data)
+    try:
+        program = torch.export.load(io.BytesIO(data))
+    except Exception as exc:  # torch raises many types here (SerializeError, SpecViolation...)
+        raise ModelLoadError(
+            f"{path}: cannot load torch.export program ({_first_line(exc)})"
+        ) from exc
+    _check_exported_graph(path, program)
+    # Guard code is Python compiled from the file; the vetting refuses it, and it is never run.
+    if "check_guards" in inspect.signature(program.module).parameters:
+        module: torch.nn.Module = program.module(check_guards=False)
+    else:  # torch < 2.9 has no guard code
+        module = program.module()
+    # torch.export replaces train()/eval() on the module with stubs that raise; the graph's
+    # behaviour was fixed at export, so nn.Module's own flag setters are safe to restore.
+    vars(module).pop("train", None)
+    vars(module).pop("eval", None)
+    return module
+
+
+# torch.export archives: everything torch.export.load would read is checked before it does.
+_PT2_ENTRY = re.compile(
+    r"archive_format|archive_version|byteorder|\.data/[\w.]+|extra/[\w./-]+|models/\w+\.json"
+    r"|data/sample_inputs/\w+\.pt|data/weights/(?:weight_\d+|\w+_weights_config\.json)"
+    r"|data/constants/(?:tensor_\d+|\w+_constants_config\.json)"
+)
+_PT2_PAYLOAD = re.compile(r"(?:weight|tensor)_\d+")
+_SYM_NAME = re.compile(r"[a-z]+\d+|[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*|oo|zoo|nan|pi|true|false")
+_SYM_NODES = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.keyword,
+    ast.Name, ast.Constant, ast.Tuple, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
+)
+_UNSAFE_OPERATOR_FUNCS = frozenset({"call", "attrgetter", "itemgetter", "methodcaller"})
+_PT2_REEXPORT = "re-export the model with torch.export.save, without custom objects"
+
+
+def _vet_exported_archive(path: Path, data: bytes) -> None:
+    """Refuse a .pt2 archive holding anything torch.export.load would unpickle or execute.
+
+    Only plain tensor payloads, JSON graphs whose shape expressions are arithmetic on
+    symbols, and sample inputs that torch's restricted unpickler accepts get through.
+    """
+    import torch
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            inner = info.filename.partition("/")[2]
+            if not _PT2_ENTRY.fullmatch(inner):
+                raise UnsafeModelError(
+                    f"{path}: torch.export archive holds {inner!r}, which Guard cannot vet "
+                    f"(compiled code or pickled objects); {_PT2_REEXPORT}"
+                )
+            raw = archive.read(info)
+            if inner.endswith("_config.json"):
+                config = _json_of(path, inner, raw).get("config", {})
+                for entry in config.values() if isinstance(config, dict) else [None]:
+                    if not isinstance(entry, dict) or entry.get("use_pickle") or not (
+                        _PT2_PAYLOAD.fullmatch(str(entry.get("path_name")))
+                    ):
+                        raise UnsafeModelError(
+                            f"{path}: torch.export archive stores pickled weights or "
+                            f"constants in {inner!r}; {_PT2_REEXPORT}"
+                        )
+            elif inner.startswith("data/sample_inputs/"):
+                try:
+                    torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+                except pickle.UnpicklingError as exc:
+                    raise UnsafeModelError(
+                        f"{path}: torch.export sample inputs hold pickled Python objects"
+                        f"{_unsupported_global(exc)}; {_PT2_REEXPORT}"
+                    ) from exc
+                except (RuntimeError, EOFError, ValueError) as exc:
+                    raise ModelLoadError(f"{path}: corrupt entry {inner!r} ({exc})") from exc
+            elif inner.startswith("models/"):
+                _vet_program_json(path, _json_of(path, inner, raw))
+
+
+def _json_of(path: Path, name: str, raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ModelLoadError(f"{path}: corrupt entry {name!r} ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ModelLoadError(f"{path}: corrupt entry {name!r} (not a JSON object)")
+    return doc
+
+
+def _vet_program_json(path: Path, program: dict[str, Any]) -> None:
+    if program.get("guards_code"):
+        raise UnsafeModelError(
+            f"{path}: torch.export program carries guard code, which torch compiles and "
+            "runs as Python; Guard refuses it"
+        )
+    stack: list[Any] = [program]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            expr = item.get("expr_str")
+            if isinstance(expr, str) and not _sym_expr_is_safe(expr):
+                raise UnsafeModelError(
+                    f"{path}: torch.export program has a shape expression Guard cannot vet "
+                    f"({expr[:60]!r}); torch evaluates these as Python"
+                )
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and ("default_factory_module" in item or "__enum__" in item):
+            raise UnsafeModelError(
+                f"{path}: torch.export program has an input spec that imports Python modules "
+                "by name; Guard refuses it"
+            )
+
+
+def _sym_expr_is_safe(expr: str) -> bool:
+    """True for sympy text made of calls to capitalised functions on symbols and numbers.
+
+    sympy's parser ends in ``eval``; without attributes, subscripts, lambdas or lowercase
+    builtins there is nothing in such text that can reach Python beyond sympy's algebra.
+    """
+    if len(expr) > 10_000:
+        return False
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, _SYM_NODES):
+            return False
+        if isinstance(node, ast.Name) and not _SYM_NAME.fullmatch(node.id):
+            return False
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
+            return False
+        if isinstance(node, ast.keyword) and (node.arg is None or node.arg.startswith("_")):
+            return False
+        if isinstance(node, ast.Constant) and not (
+            isinstance(node.value, int | float)
+            or (isinstance(node.value, str) and _SYM_NAME.fullmatch(node.value))
+        ):
+            return False
+    return True
+
+
+def _check_exported_graph(path: Path, program: Any) -> None:
+    """Refuse a loaded graph that calls anything but torch operators (before it ever runs)."""
+    import torch
+
+    for sub in program.graph_module.modules():
+        graph = getattr(sub, "graph", None)
+        if not isinstance(graph, torch.fx.Graph):
+            continue
+        for node in graph.nodes:
+            if node.op == "call_method" or (
+                node.op == "call_function" and not _is_graph_op(node.target)
+            ):
+                raise UnsafeModelError(
+                    f"{path}: torch.export graph calls {node.target!r}, which is not a torch "
+                    "operator; Guard refuses to run it"
+                )
+
+
+def _is_graph_op(target: Any) -> bool:
+    import torch
+
+    if isinstance(target, torch._ops.OpOverload | torch._ops.HigherOrderOperator):
+        return True
+    module = getattr(target, "__module__", None)
+    name = str(getattr(target, "__name__", ""))
+    if module in ("_operator", "math"):
+        return name not in _UNSAFE_OPERATOR_FUNCS
+    return module == "torch" and name.lstrip("_").startswith("sym_")
+
+
+def _load_torch_save(
+    path: Path, data: bytes, arch: str | None, unsafe_allow_pickle: bool
+) -> LoadedModel:
+    import torch
+
+    try:
+        obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        if not unsafe_allow_pickle:
+            raise UnsafeModelError(
+                f"{path}: holds pickled Python objects, not only tensors"
+                f"{_unsupported_global(exc)}; save a state_dict or TorchScript instead, or "
+                f"{_PICKLE_HINT}"
+            ) from exc
+        obj = _torch_load_unsafe(path, data)
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: corrupt torch file ({_first_line(exc)})") from exc
+    if isinstance(obj, torch.nn.Module):
+        return LoadedModel("torch", obj, "pickle")
+    state = _state_dict_of(path, obj)
+    return LoadedModel("torch", _module_with_weights(path, state, arch), "state_dict")
+
+
+def _torch_load_unsafe(path: Path, data: bytes) -> Any:
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(data), weights_only=False, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, ImportError, EOFError) as exc:
+        raise ModelLoadError(f"{path}: cannot unpickle ({_first_line(exc)})") from exc
+
+
+def _load_safetensors(path: Path, data: bytes, arch: str | None) -> torch.nn.Module:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        state = load(data)
+    except SafetensorError as exc:
+        raise ModelLoadError(f"{path}: corrupt safetensors file ({exc})") from exc
+    return _module_with_weights(path, state, arch)
+
+
+def _state_dict_of(path: Path, obj: Any) -> dict[str, torch.Tensor]:
+    """The tensors of a state dict, also when nested in a training checkpoint."""
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+        if obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+            state: dict[str, torch.Tensor] = obj
+            return state
+    raise ModelLoadError(
+        f"{path}: holds a {type(obj).__name__} that is not a state dict of tensors"
+    )
+
+
+def _module_with_weights(
+    path: Path, state: dict[str, torch.Tensor], arch: str | None
+) -> torch.nn.Module:
+    if arch is None:
+        raise ModelLoadError(
+            f"{path}: holds only weights (a state dict); name the network class that takes "
+            "them with --arch module:Class"
+        )
+    module = _build_arch(arch)
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    resized = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{label}: {', '.join(keys[:_MAX_NAMED])}{' ...' if len(keys) > _MAX_NAMED else ''}"
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatch (file vs model)", resized),
+        )
+        if keys
+    ]
+    if problems:
+        raise ModelLoadError(f"{path}: weights do not fit {arch}: {'; '.join(problems)}")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{path}: weights do not fit {arch} ({_first_line(exc)})") from exc
+    return module
+
+
+def _build_arch(arch: str) -> torch.nn.Module:
+    """Import the user's own network class (their code, not the audited file) and build it."""
+    import torch
+
+    if not _ARCH_SPEC.fullmatch(arch):
+        raise ModelLoadError(f"--arch {arch!r}: expected module:Class, e.g. mynet.models:Net")
+    module_name, _, class_path = arch.partition(":")
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelLoadError(f"--arch {arch!r}: cannot import {module_name} ({exc})") from exc
+    except Exception as exc:  # the user's module failed while importing: report, don't crash
+        raise ModelLoadError(
+            f"--arch {arch!r}: importing {module_name} failed "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from exc
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    for part in class_path.split("."):
+        if not hasattr(target, part):
+            raise ModelLoadError(f"--arch {arch!r}: {module_name} has no attribute {part!r}")
+        target = getattr(target, part)
+    if not (isinstance(target, type) and issubclass(target, torch.nn.Module)):
+        raise ModelLoadError(f"--arch {arch!r}: {class_path} is not a torch.nn.Module class")
+    try:
+        built: torch.nn.Module = target()
+    except Exception as exc:  # the user's constructor: any failure is reported as theirs
+        raise ModelLoadError(
+            f"--arch {arch!r}: {class_path}() failed; the class must build with no arguments "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from exc
+    return built
+
+
+def _load_skops(path: Path, data: bytes) -> Any:
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(data=data)
+        refused = [name for name in untrusted if not _skops_type_is_trusted(name)]
+        if refused:
+            raise UnsafeModelError(
+                f"{path}: skops file holds types outside scikit-learn, NumPy and SciPy "
+                f"({', '.join(refused[:_MAX_NAMED])}); Guard refuses to load them"
+            )
+        return skops.io.loads(data, trusted=untrusted)
+    except (ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+        raise ModelLoadError(f"{path}: corrupt skops file ({_first_line(exc)})") from exc
+
+
+def _skops_type_is_trusted(name: str) -> bool:
+    parts = name.split(".")
+    if name in _SKOPS_TRUSTED_BUILTINS:
+        return True
+    return (
+        len(parts) > 1
+        and parts[0] in _SKOPS_TRUSTED_ROOTS
+        and not _SKOPS_DENIED_PARTS.intersection(parts)
+    )
+
+
+def _load_pickle(path: Path, data: bytes, kind: str, unsafe_allow_pickle: bool) -> Any:
+    if not unsafe_allow_pickle:
+        raise UnsafeModelError(f"{path}: refused, {_PICKLE_HINT}")
+    try:
+        if kind == "joblib":
+            import joblib
+
+            return joblib.load(io.BytesIO(data))
+        return pickle.loads(data)
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        raise ModelLoadError(f"{path}: cannot unpickle ({_first_line(exc)})") from exc
+
+
+def _classify(path: Path, obj: Any, fmt: str) -> LoadedModel:
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return LoadedModel("torch", obj, fmt)
+    if hasattr(obj, "predict"):
+        return LoadedModel("sklearn", obj, fmt)
+    raise ModelLoadError(
+        f"{path}: holds a {type(obj).__name__}, not a torch module or scikit-learn estimator"
+    )
+
+
+def _unsupported_global(exc: Exception) -> str:
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    return f" (it references {found.group(1)})" if found else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
