@@ -116,3 +116,38 @@ def test_l2_pgd_respects_budget_and_lowers_accuracy(cnn_target: Target) -> None:
     evs = build_probe("pgd", eps=(0.5, 1.0), norm="2", samples=200).run(cnn_target, RunContext())
     clean = evs[0].metrics["clean_accuracy"].value
     assert evs[1].metrics["robust_accuracy"].value <= evs[0].metrics["robust_accuracy"].value < clean
+
+
+@pytest.fixture(scope="module")
+def svc_target() -> Target:
+    import warnings
+
+    from sklearn.svm import SVC
+
+    split = digits_split(image=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        svc = SVC(kernel="rbf", C=10.0, probability=False).fit(split.x_train, split.y_train)
+    return Target("svc", SklearnModel(svc), split.x_test[:200], split.y_test[:200],
+                  InputSpec(shape=(64,), clip=(0.0, 1.0)))
+
+
+def test_svc_pgd_never_weaker_than_plain_and_close_to_art(svc_target: Target) -> None:
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.estimators.classification import SklearnClassifier
+
+    common = {"eps": (0.15,), "step_size": 0.03, "steps": 10}
+    default = build_probe("pgd", samples=200, **common).run(svc_target, RunContext())[0]
+    plain = build_probe("pgd", samples=200, targets=0, early_stop=False, **common)
+    r_plain = plain.run(svc_target, RunContext())[0].metrics["robust_accuracy"].value
+    assert default.metrics["robust_accuracy"].value <= r_plain
+    # ART's SVC gradients loop in Python: compare on the first 40 samples only
+    few = Target("svc40", svc_target.model, svc_target.x_eval[:40], svc_target.y_eval[:40],
+                 svc_target.input_spec)
+    ours = build_probe("pgd", samples=40, **common).run(few, RunContext())[0]
+    clf = SklearnClassifier(model=svc_target.model.estimator, clip_values=(0.0, 1.0))  # type: ignore[attr-defined]
+    attack = ProjectedGradientDescent(clf, norm=np.inf, eps=0.15, eps_step=0.03, max_iter=10,
+                                      batch_size=40, verbose=False)
+    x_adv = attack.generate(x=few.x_eval, y=np.eye(10)[few.y_eval])
+    art_value = float(np.mean(few.model.predict(x_adv) == few.y_eval))
+    assert ours.metrics["robust_accuracy"].value <= art_value + 0.01

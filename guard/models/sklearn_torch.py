@@ -5,9 +5,9 @@ class pairs (minutes for 500 digits). Rewriting the estimator's decision functio
 torch module gives exact gradients for a whole batch in one backward pass, and lets every
 gradient attack in Guard treat scikit-learn and torch models alike.
 
-The module's output is the estimator's own ``decision_function`` (for multi-class SVC the
-one-vs-rest shape: votes plus scaled confidences), so ``argmax`` matches ``predict``
-except on exact vote ties. Audits measure final accuracy with the estimator's ``predict``.
+The module's output is the estimator's own ``decision_function``, except for multi-class
+SVC, whose scores are votes, libsvm's tie-break and scaled confidences, so that ``argmax``
+matches ``predict`` exactly (early stopping trusts it). Audits measure final accuracy with the estimator's ``predict``.
 Computation runs in float64 like scikit-learn.
 """
 
@@ -90,7 +90,7 @@ class _MLP(nn.Module):
 
 
 class _KernelSVC(nn.Module):
-    """libsvm's one-vs-one decision values, then scikit-learn's one-vs-rest transform."""
+    """libsvm's one-vs-one decision values turned into scores whose argmax is libsvm's vote."""
 
     sv: torch.Tensor
     intercept: torch.Tensor
@@ -146,7 +146,13 @@ class _KernelSVC(nn.Module):
         wins_i = (dec > 0).to(x.dtype)
         votes = x.new_zeros((n, self.n_classes))
         votes = votes.index_add(1, self.pair_i, wins_i).index_add(1, self.pair_j, 1 - wins_i)
-        return votes + conf / (3 * (conf.abs() + 1))
+        # libsvm predicts the class with most votes, ties to the lowest index. A descending
+        # tie-break of tau per index and the scaled confidences (spanning less than tau)
+        # keep exactly that argmax while gradients flow through the confidences; attacks
+        # step on the gradient's sign or direction, so its scale does not matter.
+        tau = 1.0 / (4 * self.n_classes)
+        order = torch.arange(self.n_classes - 1, -1, -1, dtype=x.dtype)
+        return votes + tau * order + tau * conf / (3 * (conf.abs() + 1))
 
 
 class _Pipeline(nn.Module):
