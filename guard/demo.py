@@ -70,10 +70,10 @@ def train_cnn(split: DigitsSplit, seed: int = DEMO_SEED, epochs: int = 15) -> Di
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
-        for batch in torch.randperm(len(y), generator=gen).split(64):
+        for batch in torch.split(torch.randperm(len(y), generator=gen), 64):
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     return model.eval()
 

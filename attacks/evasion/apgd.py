@@ -65,4 +65,5 @@ def _project(x_adv: np.ndarray, x: np.ndarray, eps: float, norm: str, clip: Any)
     out = x + delta
     if clip is not None:
         out = np.clip(out, clip[0], clip[1])
-    return out.astype(np.float32)
+    projected: np.ndarray = out.astype(np.float32)
+    return projected

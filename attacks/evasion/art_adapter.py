@@ -24,7 +24,8 @@ class QueryCounter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self.queries += len(x)
         labels = self._target.model.predict(np.asarray(x, dtype=np.float32))
-        return np.eye(self._target.model.n_classes, dtype=np.float32)[labels]
+        onehot: np.ndarray = np.eye(self._target.model.n_classes, dtype=np.float32)[labels]
+        return onehot
 
 
 def torch_classifier(target: Target, batch_size: int) -> Any:

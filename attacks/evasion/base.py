@@ -81,7 +81,8 @@ def perturbation_norms(delta: np.ndarray, norm: str) -> np.ndarray:
     flat = delta.reshape(len(delta), -1).astype(np.float64)
     if norm == "inf":
         return np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(len(flat))
-    return np.linalg.norm(flat, axis=1)
+    norms: np.ndarray = np.linalg.norm(flat, axis=1)
+    return norms
 
 
 class EvasionProbe(Probe):

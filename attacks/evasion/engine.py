@@ -71,7 +71,8 @@ def _step(xa: torch.Tensor, grad: torch.Tensor, rule: StepRule) -> torch.Tensor:
         return xa + rule.step_size * grad.sign()
     flat = grad.reshape(len(grad), -1)
     norms = flat.norm(dim=1).clamp_min(_TINY)
-    return xa + rule.step_size * (flat / norms[:, None]).reshape(grad.shape)
+    stepped: torch.Tensor = xa + rule.step_size * (flat / norms[:, None]).reshape(grad.shape)
+    return stepped
 
 
 def project(xa: torch.Tensor, x0: torch.Tensor, rule: StepRule) -> torch.Tensor:

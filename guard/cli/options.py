@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 
-class FloatList(click.ParamType):
+class FloatList(click.ParamType):  # type: ignore[type-arg]
     """Comma-separated positive numbers: ``0.05,0.1``."""
 
     name = "float-list"
@@ -25,7 +25,7 @@ class FloatList(click.ParamType):
         return items
 
 
-class NameList(click.ParamType):
+class NameList(click.ParamType):  # type: ignore[type-arg]
     """Comma-separated names: ``json,html``."""
 
     name = "name-list"

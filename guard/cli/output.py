@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from guard.evidence import AuditResult
@@ -45,7 +45,7 @@ def progress_reporter(target_name: str, enabled: bool | None = None) -> Iterator
         console=console,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def fancy_fn(label: str, done: int, total: int) -> None:
             key = label.split(" ")[0]

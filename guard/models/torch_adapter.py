@@ -33,13 +33,15 @@ class TorchModel:
         return np.concatenate(outs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.logits(x).argmax(axis=1)
+        labels: np.ndarray = self.logits(x).argmax(axis=1)
+        return labels
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         z = self.logits(x).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        proba: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return proba
 
     def torch_module(self) -> torch.nn.Module:
         return self._module
