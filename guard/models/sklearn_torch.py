@@ -7,7 +7,8 @@ gradient attack in Guard treat scikit-learn and torch models alike.
 
 The module's output is the estimator's own ``decision_function``, except for multi-class
 SVC, whose scores are votes, libsvm's tie-break and scaled confidences, so that ``argmax``
-matches ``predict`` exactly (early stopping trusts it). Audits measure final accuracy with the estimator's ``predict``.
+matches ``predict`` exactly (early stopping trusts it). Audits still measure final
+accuracy with the estimator's own ``predict``.
 Computation runs in float64 like scikit-learn.
 """
 
