@@ -488,10 +488,10 @@ def test_graph_check_refuses_python_calls_torch_let_through(
     """Defence in depth: even if torch's verifier accepted a Python call, Guard refuses it."""
     import os
 
-    from guard.models import loading
+    from guard.models.pt2_vetting import check_exported_graph
 
     program = torch.export.load(exported)
     node = next(n for n in program.graph_module.graph.nodes if n.op == "call_function")
     monkeypatch.setattr(node, "target", os.system)
     with pytest.raises(UnsafeModelError, match="system.*not a torch operator"):
-        loading._check_exported_graph(exported, program)
+        check_exported_graph(exported, program)

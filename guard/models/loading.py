@@ -9,7 +9,7 @@ every check and load works on those bytes, so what was vetted is what gets loade
 - torch.export (``.pt2``): ``torch.export.load`` itself unpickles sample inputs and
   "pickled" weights without ``weights_only``, feeds expression strings to sympy's ``eval``,
   and ``.module()`` compiles guard code from the file (all shown to run code in torch 2.13).
-  :func:`_vet_exported_archive` checks the archive first; the graph is checked again after
+  :mod:`guard.models.pt2_vetting` checks the archive first and the graph again after
   loading, before anything runs.
 - state dicts (``.pt``/``.pth``/``.bin``, ``.safetensors``): ``torch.load(weights_only=True)``
   or safetensors, then the architecture from the user's own code (``--arch module:Class``).
@@ -19,11 +19,9 @@ every check and load works on those bytes, so what was vetted is what gets loade
 
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 import io
-import json
 import pickle
 import re
 import sys
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from guard.errors import ModelLoadError, UnsafeModelError
+from guard.models.pt2_vetting import check_exported_graph, unsupported_global, vet_exported_archive
 
 if TYPE_CHECKING:
     import torch
@@ -184,14 +183,14 @@ def _load_torchscript(path: Path, data: bytes) -> torch.nn.Module:
 def _load_exported(path: Path, data: bytes) -> torch.nn.Module:
     import torch
 
-    _vet_exported_archive(path, data)
+    vet_exported_archive(path, data)
     try:
         program = torch.export.load(io.BytesIO(data))
     except Exception as exc:  # torch raises many types here (SerializeError, SpecViolation...)
         raise ModelLoadError(
             f"{path}: cannot load torch.export program ({_first_line(exc)})"
         ) from exc
-    _check_exported_graph(path, program)
+    check_exported_graph(path, program)
     # Guard code is Python compiled from the file; the vetting refuses it, and it is never run.
     if "check_guards" in inspect.signature(program.module).parameters:
         module: torch.nn.Module = program.module(check_guards=False)
@@ -202,158 +201,6 @@ def _load_exported(path: Path, data: bytes) -> torch.nn.Module:
     vars(module).pop("train", None)
     vars(module).pop("eval", None)
     return module
-
-
-# torch.export archives: everything torch.export.load would read is checked before it does.
-_PT2_ENTRY = re.compile(
-    r"archive_format|archive_version|byteorder|\.data/[\w.]+|extra/[\w./-]+|models/\w+\.json"
-    r"|data/sample_inputs/\w+\.pt|data/weights/(?:weight_\d+|\w+_weights_config\.json)"
-    r"|data/constants/(?:tensor_\d+|\w+_constants_config\.json)"
-)
-_PT2_PAYLOAD = re.compile(r"(?:weight|tensor)_\d+")
-_SYM_NAME = re.compile(r"[a-z]+\d+|[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*|oo|zoo|nan|pi|true|false")
-_SYM_NODES = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.keyword,
-    ast.Name, ast.Constant, ast.Tuple, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
-)
-_UNSAFE_OPERATOR_FUNCS = frozenset({"call", "attrgetter", "itemgetter", "methodcaller"})
-_PT2_REEXPORT = "re-export the model with torch.export.save, without custom objects"
-
-
-def _vet_exported_archive(path: Path, data: bytes) -> None:
-    """Refuse a .pt2 archive holding anything torch.export.load would unpickle or execute.
-
-    Only plain tensor payloads, JSON graphs whose shape expressions are arithmetic on
-    symbols, and sample inputs that torch's restricted unpickler accepts get through.
-    """
-    import torch
-
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for info in archive.infolist():
-            inner = info.filename.partition("/")[2]
-            if not _PT2_ENTRY.fullmatch(inner):
-                raise UnsafeModelError(
-                    f"{path}: torch.export archive holds {inner!r}, which Guard cannot vet "
-                    f"(compiled code or pickled objects); {_PT2_REEXPORT}"
-                )
-            raw = archive.read(info)
-            if inner.endswith("_config.json"):
-                config = _json_of(path, inner, raw).get("config", {})
-                for entry in config.values() if isinstance(config, dict) else [None]:
-                    if not isinstance(entry, dict) or entry.get("use_pickle") or not (
-                        _PT2_PAYLOAD.fullmatch(str(entry.get("path_name")))
-                    ):
-                        raise UnsafeModelError(
-                            f"{path}: torch.export archive stores pickled weights or "
-                            f"constants in {inner!r}; {_PT2_REEXPORT}"
-                        )
-            elif inner.startswith("data/sample_inputs/"):
-                try:
-                    torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
-                except pickle.UnpicklingError as exc:
-                    raise UnsafeModelError(
-                        f"{path}: torch.export sample inputs hold pickled Python objects"
-                        f"{_unsupported_global(exc)}; {_PT2_REEXPORT}"
-                    ) from exc
-                except (RuntimeError, EOFError, ValueError) as exc:
-                    raise ModelLoadError(f"{path}: corrupt entry {inner!r} ({exc})") from exc
-            elif inner.startswith("models/"):
-                _vet_program_json(path, _json_of(path, inner, raw))
-
-
-def _json_of(path: Path, name: str, raw: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ModelLoadError(f"{path}: corrupt entry {name!r} ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise ModelLoadError(f"{path}: corrupt entry {name!r} (not a JSON object)")
-    return doc
-
-
-def _vet_program_json(path: Path, program: dict[str, Any]) -> None:
-    if program.get("guards_code"):
-        raise UnsafeModelError(
-            f"{path}: torch.export program carries guard code, which torch compiles and "
-            "runs as Python; Guard refuses it"
-        )
-    stack: list[Any] = [program]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            expr = item.get("expr_str")
-            if isinstance(expr, str) and not _sym_expr_is_safe(expr):
-                raise UnsafeModelError(
-                    f"{path}: torch.export program has a shape expression Guard cannot vet "
-                    f"({expr[:60]!r}); torch evaluates these as Python"
-                )
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and ("default_factory_module" in item or "__enum__" in item):
-            raise UnsafeModelError(
-                f"{path}: torch.export program has an input spec that imports Python modules "
-                "by name; Guard refuses it"
-            )
-
-
-def _sym_expr_is_safe(expr: str) -> bool:
-    """True for sympy text made of calls to capitalised functions on symbols and numbers.
-
-    sympy's parser ends in ``eval``; without attributes, subscripts, lambdas or lowercase
-    builtins there is nothing in such text that can reach Python beyond sympy's algebra.
-    """
-    if len(expr) > 10_000:
-        return False
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    for node in ast.walk(tree):
-        if not isinstance(node, _SYM_NODES):
-            return False
-        if isinstance(node, ast.Name) and not _SYM_NAME.fullmatch(node.id):
-            return False
-        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
-            return False
-        if isinstance(node, ast.keyword) and (node.arg is None or node.arg.startswith("_")):
-            return False
-        if isinstance(node, ast.Constant) and not (
-            isinstance(node.value, int | float)
-            or (isinstance(node.value, str) and _SYM_NAME.fullmatch(node.value))
-        ):
-            return False
-    return True
-
-
-def _check_exported_graph(path: Path, program: Any) -> None:
-    """Refuse a loaded graph that calls anything but torch operators (before it ever runs)."""
-    import torch
-
-    for sub in program.graph_module.modules():
-        graph = getattr(sub, "graph", None)
-        if not isinstance(graph, torch.fx.Graph):
-            continue
-        for node in graph.nodes:
-            if node.op == "call_method" or (
-                node.op == "call_function" and not _is_graph_op(node.target)
-            ):
-                raise UnsafeModelError(
-                    f"{path}: torch.export graph calls {node.target!r}, which is not a torch "
-                    "operator; Guard refuses to run it"
-                )
-
-
-def _is_graph_op(target: Any) -> bool:
-    import torch
-
-    if isinstance(target, torch._ops.OpOverload | torch._ops.HigherOrderOperator):
-        return True
-    module = getattr(target, "__module__", None)
-    name = str(getattr(target, "__name__", ""))
-    if module in ("_operator", "math"):
-        return name not in _UNSAFE_OPERATOR_FUNCS
-    return module == "torch" and name.lstrip("_").startswith("sym_")
 
 
 def _load_torch_save(
@@ -367,7 +214,7 @@ def _load_torch_save(
         if not unsafe_allow_pickle:
             raise UnsafeModelError(
                 f"{path}: holds pickled Python objects, not only tensors"
-                f"{_unsupported_global(exc)}; save a state_dict or TorchScript instead, or "
+                f"{unsupported_global(exc)}; save a state_dict or TorchScript instead, or "
                 f"{_PICKLE_HINT}"
             ) from exc
         obj = _torch_load_unsafe(path, data)
@@ -548,11 +395,6 @@ def _classify(path: Path, obj: Any, fmt: str) -> LoadedModel:
     raise ModelLoadError(
         f"{path}: holds a {type(obj).__name__}, not a torch module or scikit-learn estimator"
     )
-
-
-def _unsupported_global(exc: Exception) -> str:
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-    return f" (it references {found.group(1)})" if found else ""
 
 
 def _first_line(exc: BaseException) -> str:
