@@ -130,28 +130,25 @@ def _run_batch(
     fooled = torch.zeros(n, dtype=torch.bool)
     zero_grad = torch.zeros(n, dtype=torch.bool)
     active = torch.arange(n)
-    xa = x0.clone()
+    # per-active views, re-indexed only when some sample leaves
+    xa, x0a, ya, ta = x0.clone(), x0, y, t
     evals = 0
     for step in range(rule.steps + 1):
         last = step == rule.steps
         xa.requires_grad_(not last)
         with torch.set_grad_enabled(not last):
             logits = module(xa)
-        ya = y[active]
+        keep: torch.Tensor | None = None
         if rule.early_stop or last:
             hit = logits.detach().argmax(dim=1) != ya
-            if hit.any():
+            if bool(hit.any()):
                 out[active[hit]] = xa.detach()[hit]
                 fooled[active[hit]] = True
+                keep = ~hit
             if last:
                 break
-            if rule.early_stop:
-                keep = ~hit
-                if not keep.any():
-                    break
-        else:
-            keep = torch.ones(len(active), dtype=torch.bool)
-        ta = None if t is None else t[active]
+            if rule.early_stop and keep is not None and not bool(keep.any()):
+                break
         loss = _loss(logits, ya, ta, rule.loss)
         (grad,) = torch.autograd.grad(loss.sum(), xa)
         evals += len(active)
@@ -159,9 +156,10 @@ def _run_batch(
             flat = grad.reshape(len(grad), -1)
             zero_grad[active] = (flat.abs().sum(dim=1) == 0) | ~torch.isfinite(flat).all(dim=1)
         with torch.no_grad():
-            nxt = project(_step(xa.detach(), grad, rule), x0[active], rule)
-        if rule.early_stop:
-            active, nxt = active[keep], nxt[keep]
+            nxt = project(_step(xa.detach(), grad, rule), x0a, rule)
+        if keep is not None:
+            active, nxt, x0a, ya = active[keep], nxt[keep], x0a[keep], ya[keep]
+            ta = None if ta is None else ta[keep]
         xa = nxt.detach()
     not_fooled = ~fooled
     out[not_fooled] = _final_unfooled(out, xa, active, not_fooled, rule)
