@@ -5,3 +5,5 @@ reports render an AuditResult. See DESIGN.md for the flow.
 """
 
 __version__ = "0.1.0"
+
+SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")

@@ -1,0 +1,268 @@
+"""pytest plugin: robustness and compliance gates in a model's own test suite.
+
+Registered through the ``pytest11`` entry point, so installing Guard is enough. Options
+share the ``--guard-`` prefix and fall back to ``[tool.guard]`` in the project's
+pyproject.toml. The ``guard_audit`` fixture audits a model object or file; the ``guard``
+marker audits a test's ``model`` and ``eval_data`` fixtures and applies gates after the
+test body. Results are cached per model digest, data digest and settings for the session,
+summarised in the terminal, and written as one combined report (merged across
+pytest-xdist workers) with ``--guard-report DIR``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.errors import GuardError
+
+MARKER_ARGS = frozenset({"attacks", "eps", "policy", "min_accuracy", "fail_on", "clip", "strictness",
+                         "samples", "steps", "norm"})
+_WORKER_KEY = "guard_results"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("guard", "Guard robustness and compliance gates")
+    group.addoption("--guard-report", metavar="DIR", default=None,
+                    help="write the combined Guard report (json, html, ...) of every audit here")
+    group.addoption("--guard-policy", action="append", default=None, metavar="PACK",
+                    help="policy pack applied to every audit (repeatable), e.g. gdpr")
+    group.addoption("--guard-fail-on", default=None,
+                    choices=["info", "low", "medium", "high", "critical"],
+                    help="severity at which a failing control fails assert_policy (default high)")
+    group.addoption("--guard-profile", default=None, choices=["quick", "thorough"],
+                    help="attack effort: quick (default) or thorough")
+    group.addoption("--guard-seed", type=int, default=None, help="seed for audits (default 0)")
+    group.addoption("--guard-strictness", default=None,
+                    choices=["interval", "point", "conservative"],
+                    help="how robustness gates read the 95%% interval (default interval)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "guard(attacks=[...], eps=..., policy=..., min_accuracy=..., fail_on=..., clip=...): "
+        "audit the test's `model` and `eval_data` fixtures after the test body and fail on "
+        "the gates",
+    )
+    session = GuardSession(config)
+    config.stash[_SESSION] = session
+    config.pluginmanager.register(session, "guard-session")
+
+
+_SESSION = pytest.StashKey["GuardSession"]()
+
+
+def _tool_guard(rootpath: Path) -> dict[str, Any]:
+    path = rootpath / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise pytest.UsageError(f"guard: cannot read {path}: {exc}") from None
+    table = doc.get("tool", {}).get("guard", {})
+    return table if isinstance(table, dict) else {}
+
+
+class GuardSession:
+    """Stateful part of the plugin: settings, the audit cache, results for the reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.cache: dict[str, Any] = {}  # cache key -> AuditResult (findings fill in later)
+        self.remote: dict[str, dict[str, Any]] = {}  # cache key -> report dict from a worker
+        self._settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            self._settings = self._build_settings()
+        return self._settings
+
+    def _build_settings(self) -> Any:
+        from guard.build import parse_clip
+        from guard.testing import GuardSettings
+
+        opt = self.config.getoption
+        tool = _tool_guard(self.config.rootpath)
+        clip: Any = "undeclared"
+        if "clip" in tool:
+            raw = tool["clip"]
+            clip = parse_clip(raw if isinstance(raw, str) else f"{raw[0]},{raw[1]}")
+        policies = opt("guard_policy") or tool.get("policy") or ()
+        report = opt("guard_report") or tool.get("report")
+        try:
+            return GuardSettings(
+                profile=opt("guard_profile") or tool.get("profile", "quick"),
+                seed=opt("guard_seed") if opt("guard_seed") is not None else int(tool.get("seed", 0)),
+                policies=(policies,) if isinstance(policies, str) else tuple(policies),
+                fail_on=opt("guard_fail_on") or tool.get("fail_on", "high"),
+                strictness=opt("guard_strictness") or tool.get("strictness", "interval"),
+                clip=clip,
+                thresholds=dict(tool.get("thresholds", {})),
+                report_dir=None if report is None else Path(report),
+            )
+        except GuardError as exc:
+            raise pytest.UsageError(f"guard: {exc}") from None
+
+    def audit(self, model: Any, data: Any, **kwargs: Any) -> Any:
+        from guard.testing import audit_model
+
+        _, result = audit_model(model, data, self.settings, cache=self.cache, **kwargs)
+        for pack in self.settings.policies:
+            result.apply_policy(pack)
+        return result
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """Every audit of the session as report dicts, this process's and its workers'."""
+        docs = dict(self.remote)
+        docs.update({key: result.to_dict() for key, result in self.cache.items()})
+        return docs
+
+    def failing(self, doc: dict[str, Any]) -> list[str]:
+        from guard import SEVERITY_ORDER
+
+        level = SEVERITY_ORDER.index(self.settings.fail_on)
+        return sorted(
+            f["control"] for f in doc.get("findings", [])
+            if f["status"] in ("fail", "error") and SEVERITY_ORDER.index(f["severity"]) >= level
+        )
+
+    # -- the marker ---------------------------------------------------------------------
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from guard.probes import probe_class
+
+        for item in items:
+            for mark in item.iter_markers("guard"):
+                if mark.args:
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: @pytest.mark.guard takes keyword arguments only "
+                        f"({', '.join(sorted(MARKER_ARGS))})"
+                    )
+                unknown = set(mark.kwargs) - MARKER_ARGS
+                if unknown:
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: @pytest.mark.guard got unknown argument(s) "
+                        f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(MARKER_ARGS))}"
+                    )
+                attacks = mark.kwargs.get("attacks", [])
+                if isinstance(attacks, str) or not isinstance(attacks, list | tuple):
+                    raise pytest.UsageError(f"{item.nodeid}: guard marker attacks must be a list")
+                for attack in attacks:
+                    try:
+                        probe_class(attack)
+                    except GuardError as exc:
+                        raise pytest.UsageError(f"{item.nodeid}: guard marker: {exc}") from None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        outcome = yield
+        mark = item.get_closest_marker("guard")
+        if mark is None:
+            return outcome
+        funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+        missing = [name for name in ("model", "eval_data") if name not in funcargs]
+        if missing:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.guard needs the test to request fixtures "
+                f"{', '.join(missing)}"
+            )
+        kw = dict(mark.kwargs)
+        policy = kw.pop("policy", None)
+        min_accuracy = kw.pop("min_accuracy", None)
+        fail_on = kw.pop("fail_on", None)
+        strictness = kw.pop("strictness", None)
+        data = funcargs["eval_data"]
+        train = funcargs.get("train_data")
+        if train is not None and isinstance(data, tuple | list) and len(data) == 2:
+            data = (*data, *train)
+        result = self.audit(funcargs["model"], data, name=item.name, **kw)
+        if min_accuracy is not None:
+            result.assert_robust(float(min_accuracy), strictness=strictness)
+        for pack in [policy] if isinstance(policy, str) else list(policy or []):
+            result.assert_policy(pack, fail_on=fail_on)
+        return outcome
+
+    # -- summary, xdist and reports -------------------------------------------------------
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist controller: collect what a worker audited."""
+        for key, doc in getattr(node, "workeroutput", {}).get(_WORKER_KEY, {}).items():
+            self.remote.setdefault(key, doc)
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker hands its results to the controller
+            workeroutput[_WORKER_KEY] = self.documents()
+            return
+        docs = self.documents()
+        if docs and self.settings.report_dir is not None:
+            from guard.reports import write_reports
+            from guard.serialization import audit_result_from_dict
+
+            results = [audit_result_from_dict(doc) for doc in docs.values()]
+            self.written = write_reports(results, self.settings.report_dir, _report_formats())
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        docs = self.documents()
+        if not docs or hasattr(self.config, "workeroutput"):
+            return
+        terminalreporter.section("guard")
+        for doc in docs.values():
+            terminalreporter.write_line(_summary_line(doc, self.failing(doc)))
+        for path in getattr(self, "written", []):
+            terminalreporter.write_line(f"guard report: {path}")
+
+
+def _report_formats() -> list[str]:
+    from guard.reports import FORMATS
+
+    return list(FORMATS)
+
+
+def _summary_line(doc: dict[str, Any], failing: list[str]) -> str:
+    def fmt(m: dict[str, Any]) -> str:
+        ci = m.get("ci95") or [m["value"], m["value"]]
+        return f"{m['value']:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]"
+
+    evasion = [e for e in doc["evidence"] if "robust_accuracy" in e["metrics"]]
+    parts = [f"{doc['target']['name']}:"]
+    if evasion:
+        parts.append(f"clean {fmt(evasion[0]['metrics']['clean_accuracy'])}")
+        worst: dict[float, dict[str, Any]] = {}
+        for e in evasion:
+            eps = float(e["params"]["eps"])
+            if eps not in worst or e["metrics"]["robust_accuracy"]["value"] < worst[eps]["value"]:
+                worst[eps] = e["metrics"]["robust_accuracy"]
+        parts += [f"robust@{eps:g} {fmt(m)}" for eps, m in sorted(worst.items())]
+        parts.append(f"n={evasion[0]['metrics']['clean_accuracy']['n']}")
+    parts.append(f"failing: {', '.join(failing)}" if failing else "failing: none")
+    return "  ".join(parts)
+
+
+@pytest.fixture
+def guard_config(request: pytest.FixtureRequest) -> Any:
+    """The session's Guard settings (profile, seed, policies, fail-on, strictness, clip)."""
+    return request.config.stash[_SESSION].settings
+
+
+@pytest.fixture
+def guard_audit(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``guard_audit(model, eval_data, attacks=[...], eps=..., clip=...) -> GuardResult``."""
+    session = request.config.stash[_SESSION]
+
+    def audit(model: Any, eval_data: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("name", request.node.name)
+        return session.audit(model, eval_data, **kwargs)
+
+    return audit

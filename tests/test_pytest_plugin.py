@@ -1,0 +1,202 @@
+"""The pytest plugin, exercised with pytester: gates, reports, summary, options, caching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+MODEL_CONFTEST = '''
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+import guard.audit
+
+CALLS = []
+_original = guard.audit.run_audit
+
+
+def _counting(*args, **kwargs):
+    CALLS.append(args[0].name)
+    return _original(*args, **kwargs)
+
+
+guard.audit.run_audit = _counting
+
+
+@pytest.fixture(scope="session")
+def eval_data():
+    x, y = load_digits(return_X_y=True)
+    return (x[1000:1300] / 16.0).astype(np.float32), y[1000:1300]
+
+
+@pytest.fixture(scope="session")
+def model():
+    x, y = load_digits(return_X_y=True)
+    return LogisticRegression(max_iter=500).fit(x[:1000] / 16.0, y[:1000])
+'''
+
+
+@pytest.fixture
+def repo(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(MODEL_CONFTEST)
+    pytester.makepyprojecttoml('[tool.guard]\nclip = [0, 1]\n')
+    return pytester
+
+
+def test_passing_gate_and_summary(repo: pytest.Pytester) -> None:
+    repo.makepyfile(
+        """
+        def test_robust(guard_audit, model, eval_data):
+            result = guard_audit(model, eval_data, attacks=["pgd"], eps=0.01)
+            result.assert_robust(min_accuracy=0.5)
+        """
+    )
+    out = repo.runpytest()
+    out.assert_outcomes(passed=1)
+    out.stdout.fnmatch_lines(["*= guard =*", "test_robust:  clean *  robust@0.01 *%*n=200*failing: none"])
+
+
+def test_failing_gate_shows_numbers(repo: pytest.Pytester) -> None:
+    repo.makepyfile(
+        """
+        def test_weak(guard_audit, model, eval_data):
+            guard_audit(model, eval_data, attacks=["pgd"], eps=0.3).assert_robust(min_accuracy=0.9)
+        """
+    )
+    out = repo.runpytest()
+    out.assert_outcomes(failed=1)
+    out.stdout.fnmatch_lines([
+        "*GuardAssertionError: test_weak is not robust enough:*",
+        "*evasion.pgd (Linf eps 0.3): robust accuracy *% (95% CI *%-*%, n=200) is below the "
+        "required 90.0% [[]interval: the whole 95% interval lies below the threshold]*",
+    ])
+
+
+def test_interval_decides_not_the_estimate(repo: pytest.Pytester) -> None:
+    repo.makepyfile(
+        """
+        def test_edge(guard_audit, model, eval_data):
+            result = guard_audit(model, eval_data, attacks=["pgd"], eps=0.02, samples=50)
+            (_, _, metric), = result.robust_accuracy()
+            lo, hi = metric.ci95
+            threshold = (metric.value + hi) / 2  # above the estimate, inside the interval
+            result.assert_robust(min_accuracy=threshold)  # interval: passes
+            try:
+                result.assert_robust(min_accuracy=threshold, strictness="point")
+            except AssertionError:
+                pass
+            else:
+                raise RuntimeError("point strictness should have failed")
+        """
+    )
+    repo.runpytest().assert_outcomes(passed=1)
+
+
+def test_cache_and_report_files(repo: pytest.Pytester) -> None:
+    repo.makepyfile(
+        """
+        from conftest import CALLS
+
+        def test_one(guard_audit, model, eval_data):
+            guard_audit(model, eval_data, attacks=["fgsm"], eps=0.05, name="digits")
+
+        def test_two(guard_audit, model, eval_data):
+            guard_audit(model, eval_data, attacks=["fgsm"], eps=0.05, name="digits")
+
+        def test_only_one_audit_ran():
+            assert CALLS == ["digits"]
+        """
+    )
+    out = repo.runpytest("--guard-report", "rep", "--guard-seed", "7")
+    out.assert_outcomes(passed=3)
+    doc = json.loads((repo.path / "rep" / "report.json").read_text())
+    assert doc["environment"]["seed"] == 7
+    assert (repo.path / "rep" / "report.html").is_file()
+    out.stdout.fnmatch_lines(["guard report: *report.json", "guard report: *report.html"])
+
+
+def test_marker_gate(repo: pytest.Pytester) -> None:
+    repo.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.guard(attacks=["pgd"], eps=0.01, min_accuracy=0.5)
+        def test_release_candidate(model, eval_data):
+            pass
+
+        @pytest.mark.guard(attacks=["pgd"], eps=0.4, min_accuracy=0.95)
+        def test_too_strict(model, eval_data):
+            pass
+        """
+    )
+    out = repo.runpytest()
+    out.assert_outcomes(passed=1, failed=1)
+    out.stdout.fnmatch_lines(["*test_too_strict is not robust enough*"])
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [('attaks=["pgd"]', "unknown argument(s) attaks"), ('attacks=["cw"]', "unknown attack 'cw'"),
+     ('"pgd"', "keyword arguments only"), ('attacks="pgd"', "attacks must be a list")],
+)
+def test_bad_marker_is_usage_error(repo: pytest.Pytester, marker: str, message: str) -> None:
+    repo.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.guard({marker})
+        def test_x(model, eval_data):
+            pass
+        """
+    )
+    out = repo.runpytest()
+    assert out.ret == pytest.ExitCode.USAGE_ERROR
+    out.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_clip_must_be_declared(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(MODEL_CONFTEST)
+    pytester.makepyfile(
+        """
+        def test_x(guard_audit, model, eval_data):
+            guard_audit(model, eval_data, attacks=["pgd"], eps=0.1)
+        """
+    )
+    out = pytester.runpytest()
+    out.assert_outcomes(failed=1)
+    out.stdout.fnmatch_lines(["*declare the input range*"])
+
+
+def test_options_and_pyproject(repo: pytest.Pytester) -> None:
+    repo.makepyprojecttoml('[tool.guard]\nclip = [0, 1]\nprofile = "thorough"\nseed = 3\n')
+    repo.makepyfile(
+        """
+        def test_settings(guard_config):
+            assert guard_config.profile == "thorough" and guard_config.seed == 3
+            assert guard_config.clip == (0.0, 1.0) and guard_config.strictness == "point"
+        """
+    )
+    repo.runpytest("--guard-strictness", "point").assert_outcomes(passed=1)
+    repo.runpytest("--guard-profile", "quick", "-k", "nothing").assert_outcomes()
+    out = repo.runpytest("--guard-profile", "nope")
+    assert out.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_xdist_results_merge_into_one_report(repo: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    for name, eps in (("a", 0.05), ("b", 0.1)):
+        repo.makepyfile(**{f"test_{name}": f"""
+            def test_{name}(guard_audit, model, eval_data):
+                guard_audit(model, eval_data, attacks=["fgsm"], eps={eps}, name="{name}")
+            """})
+    out = repo.runpytest_subprocess("-n", "2", "--guard-report", "rep")
+    out.assert_outcomes(passed=2)
+    doc = json.loads((Path(repo.path) / "rep" / "report.json").read_text())
+    assert sorted(a["target"]["name"] for a in doc["audits"]) == ["a", "b"]
+    out.stdout.fnmatch_lines(["*= guard =*"])
