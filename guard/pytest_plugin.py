@@ -163,6 +163,7 @@ class GuardSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        __tracebackhide__ = True
         outcome = yield
         mark = item.get_closest_marker("guard")
         if mark is None:

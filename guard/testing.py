@@ -102,6 +102,7 @@ class GuardResult:
         the threshold; ``conservative`` fails when the lower bound is; ``point`` compares the
         estimate itself.
         """
+        __tracebackhide__ = True
         if not 0.0 <= min_accuracy <= 1.0:
             raise ConfigError(f"min_accuracy must lie in [0, 1], got {min_accuracy}")
         mode = strictness or self.settings.strictness
@@ -139,6 +140,7 @@ class GuardResult:
 
     def assert_policy(self, pack: str, *, fail_on: str | None = None) -> None:
         """Fail when a non-waived control of ``pack`` at or above ``fail_on`` fails."""
+        __tracebackhide__ = True
         from guard import policies
 
         level = fail_on or self.settings.fail_on
