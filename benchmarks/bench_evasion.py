@@ -45,7 +45,7 @@ def plain_pgd(module: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
         xa.requires_grad_(True)
         loss = torch.nn.functional.cross_entropy(module(xa), yt)
         (g,) = torch.autograd.grad(loss, xa)
-        xa = torch.min(torch.max(xa.detach() + STEP * g.sign(), x0 - EPS), x0 + EPS).clamp(0, 1)
+        xa = (x0 + (xa.detach() + STEP * g.sign() - x0).clamp(-EPS, EPS)).clamp(0, 1)
     with torch.no_grad():
         return float((module(xa).argmax(1) == yt).float().mean())
 
