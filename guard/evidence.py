@@ -76,7 +76,13 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A control's verdict on the evidence (filled by the policy engine)."""
+    """A control's verdict on the evidence (filled by the policy engine).
+
+    ``status`` is pass, fail, waived, not_assessed or error. ``waiver`` is the waiver that
+    governed the finding (with ``expired``), if any. ``baseline`` is set only for a failing
+    finding judged against a baseline report: ``"known"`` (failed there too, not counted
+    toward the exit code) or ``"new"``.
+    """
 
     control: str
     status: str
@@ -86,9 +92,11 @@ class Finding:
     evidence: tuple[str, ...] = ()
     references: dict[str, list[str]] = field(default_factory=dict)
     remediation: str = ""
+    waiver: dict[str, Any] | None = None
+    baseline: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "control": self.control,
             "status": self.status,
             "severity": self.severity,
@@ -97,7 +105,11 @@ class Finding:
             "evidence": list(self.evidence),
             "detail": self.detail,
             "remediation": self.remediation,
+            "waiver": self.waiver,
         }
+        if self.baseline is not None:
+            out["baseline"] = self.baseline
+        return out
 
 
 @dataclass(slots=True)

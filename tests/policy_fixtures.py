@@ -1,0 +1,117 @@
+"""Synthetic evidence for policy tests: for each evidence name, one entry every control
+reading it passes on, and one every control reading it fails on (report.json shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def metric(
+    value: float | None, n: int | None = None, ci: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": value}
+    if n is not None:
+        out["n"] = n
+    if ci is not None:
+        out["ci95"] = [ci[0], ci[1]]
+    return out
+
+
+def evasion(probe: str, *, robust: dict[str, Any], eps: float = 0.1, flags: tuple[str, ...] = (),
+            zero_grad: dict[str, Any] | None = None) -> dict[str, Any]:
+    metrics = {
+        "clean_accuracy": metric(0.98, 500, (0.964, 0.989)),
+        "robust_accuracy": robust,
+        "attack_success_rate": metric(0.2, 490, (0.166, 0.238)),
+    }
+    if zero_grad is not None:
+        metrics["zero_gradient_share"] = zero_grad
+    return {
+        "probe": probe,
+        "params": {"eps": eps, "norm": "inf", "steps": 40, "samples": 500},
+        "metrics": metrics,
+        "flags": [{"code": code, "detail": f"{code} detail"} for code in flags],
+    }
+
+
+def simple(probe: str, params: dict[str, Any], **metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"probe": probe, "params": params, "metrics": metrics, "flags": []}
+
+
+_ROBUST = metric(0.8, 500, (0.763, 0.833))
+_WEAK = metric(0.1, 50, (0.043, 0.214))
+_NO_ZERO_GRAD = metric(0.0, 490, (0.0, 0.0078))
+_MASKED = metric(0.5, 50, (0.366, 0.634))
+
+
+def _evasion_pair(probe: str, whitebox: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        evasion(probe, robust=_ROBUST, zero_grad=_NO_ZERO_GRAD if whitebox else None),
+        evasion(probe, robust=_WEAK, flags=("non_monotone", "gradient_masking"),
+                zero_grad=_MASKED if whitebox else None),
+    )
+
+
+def _extraction(probe: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = {"budget": 1000, "surrogate": "mlp"}
+    return (
+        simple(probe, params, fidelity=metric(0.6, 1000, (0.569, 0.630)), queries=metric(1000.0)),
+        simple(probe, params, fidelity=metric(0.97, 1000, (0.957, 0.979)), queries=metric(1000.0)),
+    )
+
+
+FIXTURES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "evasion.fgsm": _evasion_pair("evasion.fgsm"),
+    "evasion.pgd": _evasion_pair("evasion.pgd"),
+    "evasion.apgd": _evasion_pair("evasion.apgd"),
+    "evasion.hopskipjump": _evasion_pair("evasion.hopskipjump", whitebox=False),
+    "supply_chain.scan": (
+        simple("supply_chain.scan", {"path": "model.pt"}, critical=metric(0.0), high=metric(0.0),
+               medium=metric(2.0), low=metric(1.0), files=metric(3.0)),
+        simple("supply_chain.scan", {"path": "model.pt"}, critical=metric(1.0), high=metric(2.0),
+               medium=metric(0.0), low=metric(0.0), files=metric(3.0)),
+    ),
+    "supply_chain.encryption": (
+        simple("supply_chain.encryption", {"file": "model.enc", "key_id": "k1"},
+               encrypted_at_rest=metric(1.0), authenticated=metric(1.0)),
+        simple("supply_chain.encryption", {"file": "model.pt"},
+               encrypted_at_rest=metric(0.0), authenticated=metric(0.0)),
+    ),
+    "supply_chain.signature": (
+        simple("supply_chain.signature", {"manifest": "model.sig"}, verified=metric(1.0),
+               signature_valid=metric(1.0), files_checked=metric(2.0), files_failed=metric(0.0)),
+        simple("supply_chain.signature", {"manifest": "model.sig"}, verified=metric(0.0),
+               signature_valid=metric(1.0), files_checked=metric(2.0), files_failed=metric(1.0)),
+    ),
+    "privacy.membership_inference": (
+        simple("privacy.membership_inference", {"attack": "loss_threshold"},
+               auc=metric(0.52, 1000), advantage=metric(0.02, 1000, (0.0, 0.05))),
+        simple("privacy.membership_inference", {"attack": "loss_threshold"},
+               auc=metric(0.8, 1000), advantage=metric(0.3, 1000, (0.25, 0.35))),
+    ),
+    "extraction.copycat": _extraction("extraction.copycat"),
+    "extraction.knockoff": _extraction("extraction.knockoff"),
+    "poisoning.backdoor_scan": (
+        simple("poisoning.backdoor_scan", {"method": "activation_clustering"},
+               backdoor_detected=metric(0.0), suspicious_fraction=metric(0.0, 1000, (0.0, 0.0038))),
+        simple("poisoning.backdoor_scan", {"method": "activation_clustering"},
+               backdoor_detected=metric(1.0), suspicious_fraction=metric(0.1, 1000, (0.083, 0.12))),
+    ),
+    "data.pii_scan": (
+        simple("data.pii_scan", {"path": "train.csv"}, pii_findings=metric(0.0),
+               special_category_findings=metric(0.0), rows_scanned=metric(1000.0)),
+        simple("data.pii_scan", {"path": "train.csv"}, pii_findings=metric(3.0),
+               special_category_findings=metric(2.0), rows_scanned=metric(1000.0)),
+    ),
+}
+
+
+def audit(*evidence: dict[str, Any], name: str = "digits-cnn") -> dict[str, Any]:
+    """An audit dict as report.json holds it, for one target."""
+    return {
+        "schema": "guard.audit/1",
+        "target": {"name": name, "framework": "torch", "deployment": {}},
+        "evidence": list(evidence),
+        "findings": [],
+        "environment": {},
+    }
