@@ -62,8 +62,13 @@ def cli() -> None:
 
 def _register() -> None:
     from guard.cli.audit import audit
+    from guard.cli.crypto import COMMANDS as CRYPTO_COMMANDS
+    from guard.cli.policy import policy
 
     cli.add_command(audit)
+    cli.add_command(policy)
+    for command in CRYPTO_COMMANDS:
+        cli.add_command(command)
 
 
 _register()
