@@ -9,6 +9,7 @@ so the caller must declare it (a ``(lo, hi)`` pair, or None for unbounded).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,20 +54,42 @@ def build_target(
     label_column: str | None = None,
     unsafe_allow_pickle: bool = False,
     name: str | None = None,
+    model_bytes: bytes | None = None,
 ) -> Target:
-    """Load a model file and a data file safely and check that they fit each other."""
+    """Load a model file and a data file safely and check that they fit each other.
+
+    ``model_bytes`` is the model's content already in memory (decrypted from
+    ``model_path``, say ``model.pt.enc``); it is loaded as the file named without ``.enc``.
+    """
     clip_range = _checked_clip(clip)
     model_path = Path(model_path)
-    loaded = load_model(model_path, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle)
-    dataset = load_data(Path(data_path), label_column=label_column)
-    return _assemble(
+    decrypted = model_bytes is not None and model_path.suffix == ".enc"
+    shown = model_path.with_suffix("") if decrypted else model_path
+    loaded = load_model(shown, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle, data=model_bytes)
+    data_path = Path(data_path)
+    dataset = load_data(data_path, label_column=label_column)
+    target = _assemble(
         loaded.obj,
         dataset,
         clip=clip_range,
-        name=name or model_path.stem,
+        name=name or shown.stem,
         artifact=model_path,
         source=loaded.format,
     )
+    model_digest = (
+        hashlib.sha256(model_bytes).hexdigest() if model_bytes is not None else file_sha256(model_path)
+    )
+    target.digests = {"model": f"sha256:{model_digest}", "data": f"sha256:{file_sha256(data_path)}"}
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks (for the report's reproducibility section)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def build_target_from_objects(

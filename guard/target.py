@@ -85,6 +85,7 @@ class Target:
     y_train: np.ndarray | None = None
     artifact: Path | None = None
     deployment: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -116,4 +117,5 @@ class Target:
             "n_train": None if self.y_train is None else int(len(self.y_train)),
             "artifact": None if self.artifact is None else str(self.artifact),
             "deployment": self.deployment,
+            "digests": dict(self.digests),
         }

@@ -68,16 +68,25 @@ class LoadedModel:
 
 
 def load_model(
-    path: Path, *, arch: str | None = None, unsafe_allow_pickle: bool = False
+    path: Path,
+    *,
+    arch: str | None = None,
+    unsafe_allow_pickle: bool = False,
+    data: bytes | None = None,
 ) -> LoadedModel:
     """Load a torch module or scikit-learn estimator without running code from ``path``.
 
     ``arch`` ("module:Class") builds the network for a bare state dict; ``unsafe_allow_pickle``
     lets pickle-based files through, which run arbitrary code: only for files the user trusts.
-    Every failure is a :class:`ModelLoadError` (:class:`UnsafeModelError` when refused).
+    ``data``, when given, is the file's content already in memory (a model decrypted without
+    touching the disk); ``path`` then only names it. Every failure is a
+    :class:`ModelLoadError` (:class:`UnsafeModelError` when refused).
     """
     path = Path(path)
-    data = _read(path)
+    if data is None:
+        data = _read(path)
+    elif not data:
+        raise ModelLoadError(f"{path}: model is empty")
     kind = _detect(path, data)
     if kind == "torchscript":
         return LoadedModel("torch", _load_torchscript(path, data), "torchscript")
