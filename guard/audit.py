@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -68,14 +69,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_audit(target: Target, plan: AuditPlan, progress: ProgressFn = no_progress) -> AuditResult:
-    """Every planned probe on the target, in order; probes are built (validated) before any runs."""
+def run_audit(
+    target: Target,
+    plan: AuditPlan,
+    progress: ProgressFn = no_progress,
+    evidence: Sequence[Evidence] = (),
+) -> AuditResult:
+    """Every planned probe on the target, in order; probes are built (validated) before any runs.
+
+    ``evidence`` gathered before the model was loaded (file scan, signature, encryption)
+    leads the result's evidence.
+    """
     probes = [build_probe(name, **plan.probe_settings) for name in plan.attacks_for(target)]
     for probe in probes:
         probe.check(target)
     env = environment(plan.seed)
     start = time.perf_counter()
-    evidence: list[Evidence] = []
+    evidence = list(evidence)
     for probe in probes:
         seed_everything(plan.seed)
         ctx = RunContext(seed=plan.seed, progress=progress)

@@ -35,6 +35,15 @@ class AuditOptions:
     format: tuple[str, ...] | None = None
     unsafe_allow_pickle: bool | None = None
     name: str | None = None
+    policy: tuple[str, ...] | None = None
+    waivers: str | None = None
+    baseline: str | None = None
+    fail_on: str | None = None
+    key: str | None = None
+    key_env: str | None = None
+    passphrase_env: str | None = None
+    verify_with: str | None = None
+    manifest: str | None = None
 
     def merged_over(self, base: AuditOptions) -> AuditOptions:
         """These options, falling back to ``base`` where not given."""
@@ -42,9 +51,10 @@ class AuditOptions:
         return replace(base, **changes)
 
 
-_STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name"}
+_STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name", "waivers", "baseline",
+             "fail_on", "key", "key_env", "passphrase_env", "verify_with", "manifest"}
 _INT_KEYS = {"steps", "samples", "batch_size", "seed"}
-_LIST_STR_KEYS = {"attacks", "format"}
+_LIST_STR_KEYS = {"attacks", "format", "policy"}
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -93,7 +103,7 @@ def options_from_table(table: dict[str, Any], where: str) -> AuditOptions:
     values: dict[str, Any] = {}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
-        if key in {"thresholds", "policy", "waivers"}:  # read by the policy engine
+        if key in {"thresholds", "profile", "report", "strictness"}:  # policy engine, pytest plugin
             continue
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{raw_key}' (known: {', '.join(sorted(known))})")

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from guard.target import Target
+
 DEMO_SEED = 0
 DIGITS_CLIP = (0.0, 1.0)
 
@@ -137,7 +139,7 @@ def ensure_demo_files(cache: Path | None = None) -> dict[str, Path]:
     return paths
 
 
-def demo_targets(cache: Path | None = None) -> list[object]:
+def demo_targets(cache: Path | None = None) -> list[Target]:
     """The two demo targets, loaded through the same safe loaders as a user's files."""
     from guard.build import build_target
 

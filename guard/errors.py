@@ -22,6 +22,11 @@ class GuardError(Exception):
     """Base class of every error Guard raises on purpose."""
 
 
+class IntegrityFailure(GuardError):
+    """Data that cannot be trusted: a wrong key, a tampered or truncated file, a bad
+    signature. Exit code 1: the check ran and said no."""
+
+
 class GuardInputError(GuardError):
     """Bad input from the user: a file, a model, data or an option. Exit code 2."""
 

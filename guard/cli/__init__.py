@@ -15,13 +15,19 @@ from typing import Any
 import click
 
 from guard import __version__
-from guard.errors import ExitCode, GuardInputError
+from guard.errors import ExitCode, GuardInputError, IntegrityFailure
 
 
 class InputProblem(click.ClickException):
     """Bad input from the user (a file, a model, data, an option)."""
 
     exit_code = int(ExitCode.USAGE)
+
+
+class IntegrityProblem(click.ClickException):
+    """A check that ran and said no: wrong key, tampered file, bad signature."""
+
+    exit_code = int(ExitCode.FINDINGS)
 
 
 class InternalProblem(click.ClickException):
@@ -40,6 +46,8 @@ class GuardGroup(click.Group):
             raise
         except GuardInputError as exc:
             raise InputProblem(str(exc)) from None
+        except IntegrityFailure as exc:
+            raise IntegrityProblem(str(exc)) from None
         except KeyboardInterrupt:
             raise InternalProblem("interrupted") from None
         except Exception as exc:  # noqa: BLE001  (the one place that turns bugs into exit 3)

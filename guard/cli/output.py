@@ -96,3 +96,33 @@ def print_summary(results: list[AuditResult]) -> None:
     console = Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
     for result in results:
         console.print(summary_table(result))
+
+
+def print_findings(results: list[AuditResult], fail_on: str) -> None:
+    """Counts by status, then every finding that is not a pass, worst first."""
+    from guard import SEVERITY_ORDER
+
+    console = Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
+    threshold = SEVERITY_ORDER.index(fail_on) if fail_on in SEVERITY_ORDER else len(SEVERITY_ORDER)
+    for result in results:
+        name = result.target.get("name", "?")
+        counts: dict[str, int] = {}
+        for f in result.findings:
+            counts[f.status] = counts.get(f.status, 0) + 1
+        summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
+        table = Table(title=f"{name}: findings ({summary})", title_justify="left")
+        for col in ("control", "severity", "status", "title", "fails the run"):
+            table.add_column(col)
+        shown = sorted(
+            (f for f in result.findings if f.status != "pass"),
+            key=lambda f: (-SEVERITY_ORDER.index(f.severity), f.control),
+        )
+        for f in shown:
+            counts_against = (
+                f.status in ("fail", "error")
+                and SEVERITY_ORDER.index(f.severity) >= threshold
+                and getattr(f, "baseline", None) != "known"
+            )
+            table.add_row(f.control, f.severity, f.status.replace("_", " "), f.title,
+                          "yes" if counts_against else "-")
+        console.print(table)

