@@ -12,14 +12,14 @@ Two families, because the CLI must tell them apart:
 
 from __future__ import annotations
 
-from guard.errors import GuardError, GuardInputError
+from guard.errors import GuardInputError, IntegrityFailure
 
 
 class CryptoInputError(GuardInputError):
     """A key, key file, option or output path that the user must fix. Exit code 2."""
 
 
-class IntegrityError(GuardError):
+class IntegrityError(IntegrityFailure):
     """The data cannot be trusted (wrong key, tampering, truncation, bad signature). Exit code 1."""
 
 
