@@ -125,3 +125,24 @@ def test_policy_gate_exit_codes_and_waiver(files: dict[str, Path], tmp_path: Pat
 def test_waivers_without_policy_is_usage_error(files: dict[str, Path], tmp_path: Path) -> None:
     code, out = run(*base(files), "--waivers", str(tmp_path / "w.yaml"), "--out", str(tmp_path))
     assert code == 2 and "--policy" in out
+
+
+def test_report_rerenders_and_rejudges(files: dict[str, Path], tmp_path: Path) -> None:
+    code, out = run(*base(files), "--out", str(tmp_path / "a"))
+    assert code == 0, out
+    report = tmp_path / "a" / "report.json"
+    code, out = run("report", str(report), "--format", "json,html", "--out", str(tmp_path / "b"))
+    assert code == 0, out
+    assert evidence(tmp_path / "b") == evidence(tmp_path / "a")
+    code, out = run("report", str(report), "--policy", "gdpr", "--fail-on", "low", "--format", "json",
+                    "--out", str(tmp_path / "c"))
+    assert code == 1, out
+    doc = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert any(f["control"] == "GRD-EVA-04" and f["status"] == "fail" for f in doc["findings"])
+
+
+def test_report_of_unknown_schema_is_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "r.json"
+    bad.write_text('{"schema": "guard.audit/99"}')
+    code, out = run("report", str(bad), "--out", str(tmp_path))
+    assert code == 2 and "guard.audit/99" in out

@@ -72,9 +72,11 @@ def _register() -> None:
     from guard.cli.audit import audit
     from guard.cli.crypto import COMMANDS as CRYPTO_COMMANDS
     from guard.cli.policy import policy
+    from guard.cli.report import report
 
     cli.add_command(audit)
     cli.add_command(policy)
+    cli.add_command(report)
     for command in CRYPTO_COMMANDS:
         cli.add_command(command)
 
