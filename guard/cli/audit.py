@@ -185,4 +185,4 @@ def _demo_targets() -> list[tuple[Any, list[Evidence]]]:
     from guard.cli.supply_chain import prepare_model
     from guard.demo import demo_targets
 
-    return [(t, prepare_model(t.artifact, AuditOptions())[1]) for t in demo_targets()]
+    return [(t, prepare_model(Path(str(t.artifact)), AuditOptions())[1]) for t in demo_targets()]

@@ -24,9 +24,7 @@ def prepare_model(path: Path, opts: AuditOptions) -> tuple[bytes | None, list[Ev
         evidence.append(signed)
     content, encryption = _decrypt(path, opts)
     evidence.append(encryption)
-    scan = scan_before_load(path, content, bool(opts.unsafe_allow_pickle))
-    if scan is not None:
-        evidence.append(scan)
+    evidence.append(scan_before_load(path, content, bool(opts.unsafe_allow_pickle)))
     return content, evidence
 
 
@@ -68,6 +66,15 @@ def _decrypt(path: Path, opts: AuditOptions) -> tuple[bytes | None, Evidence]:
     return content, encryption_evidence(path, decrypted=True, duration_s=time.perf_counter() - start)
 
 
-def scan_before_load(path: Path, content: bytes | None, allow_pickle: bool) -> Evidence | None:
-    """The static scan of the model (file or decrypted bytes); refuses critical and high."""
-    return None
+def scan_before_load(path: Path, content: bytes | None, allow_pickle: bool) -> Evidence:
+    """The static scan of the model (file or decrypted bytes); refuses critical and high.
+
+    With ``allow_pickle`` a pickle the scan passes may load; one it could not finish may not.
+    """
+    from guard.defenses.scan import assert_loadable, scan_evidence
+
+    start = time.perf_counter()
+    result = assert_loadable(path, allow_pickle, data=content)
+    evidence = scan_evidence([result])
+    evidence.duration_s = time.perf_counter() - start
+    return evidence

@@ -1,0 +1,141 @@
+"""The symbolic values the opcode walker keeps on its stack and memo instead of real objects.
+
+The walker never builds the objects a pickle describes; it keeps just enough to name what gets
+imported and called: strings (for ``STACK_GLOBAL`` names built on the stack or through the
+memo), the globals themselves, calls, and small containers (joblib's array headers, numpy
+dtypes). Containers keep at most a few items, so a memo or ``DUP`` bomb costs no more memory
+than its opcodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Token:
+    """A value the walker does not need to know (a float, a persistent id, ...)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+OPAQUE = Token("value")
+
+
+class LongText:
+    """A string too long to keep; it can name no import."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+
+class Blob:
+    """A bytes argument, kept as a span of the stream so large tensors are never copied."""
+
+    __slots__ = ("start", "length")
+
+    def __init__(self, start: int, length: int) -> None:
+        self.start = start
+        self.length = length
+
+
+class Global:
+    """What ``GLOBAL``/``STACK_GLOBAL``/``INST`` imported."""
+
+    __slots__ = ("module", "name", "full")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+        self.full = f"{module}.{name}"
+
+
+class Call:
+    """The result of calling ``func`` (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``)."""
+
+    __slots__ = ("func", "args")
+
+    def __init__(self, func: Any, args: Any) -> None:
+        self.func = func
+        self.args = args
+
+
+class Seq:
+    """A list, tuple, set or frozenset: its size and its first few items."""
+
+    __slots__ = ("kind", "items", "size")
+
+    def __init__(self, kind: str, items: list[Any], size: int) -> None:
+        self.kind = kind
+        self.items = items
+        self.size = size
+
+
+class Mapping:
+    """A dict: its size and its first few items."""
+
+    __slots__ = ("items", "size")
+
+    def __init__(self) -> None:
+        self.items: dict[Any, Any] = {}
+        self.size = 0
+
+
+class Dtype:
+    """A numpy dtype rebuilt by ``numpy.dtype(code, ...)``: enough to size joblib's raw arrays."""
+
+    __slots__ = ("code", "elsize", "hasobject")
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.elsize = -1
+        self.hasobject = code.startswith("O")
+
+    def itemsize(self) -> int | None:
+        if self.elsize > 0:
+            return self.elsize
+        kind, digits = self.code[:1], self.code[1:]
+        if kind in ("M", "m"):
+            return 8
+        if not digits.isdigit():
+            return None
+        return int(digits) * (4 if kind == "U" else 1)
+
+
+def brief(value: Any, budget: int = 120) -> str:
+    """A short, bounded description of a value for a finding's detail (attacker-chosen text)."""
+    text = _brief(value, 2)
+    return text if len(text) <= budget else text[: budget - 3] + "..."
+
+
+def _brief(value: Any, depth: int) -> str:
+    if isinstance(value, str):
+        return repr(value[:80])
+    if isinstance(value, bool | int | type(None)):
+        return repr(value) if not isinstance(value, int) or abs(value) < 10**18 else "<int>"
+    if isinstance(value, Global):
+        return value.full
+    if isinstance(value, Call):
+        return f"{_brief(value.func, 0)}(...)"
+    if isinstance(value, Blob):
+        return f"<{value.length} bytes>"
+    if isinstance(value, LongText):
+        return f"<{value.length} chars>"
+    if isinstance(value, Seq):
+        if depth <= 0:
+            return f"<{value.kind} of {value.size}>"
+        inner = ", ".join(_brief(v, depth - 1) for v in value.items[:4])
+        more = ", ..." if value.size > 4 else ""
+        return f"({inner}{more})" if value.kind == "tuple" else f"[{inner}{more}]"
+    if isinstance(value, Mapping):
+        return f"<dict of {value.size}>"
+    if isinstance(value, Dtype):
+        return f"dtype({value.code!r})"
+    return repr(value) if isinstance(value, Token) else "<value>"

@@ -1,0 +1,343 @@
+"""Walk a pickle's opcodes over a buffer, simulating the stack and memo; never unpickle.
+
+The unpickler is a stack machine: an import happens at ``GLOBAL``/``INST`` and at
+``STACK_GLOBAL``, whose module and name are whatever strings are on the stack (pushed
+directly, or fetched from the memo by ``BINGET`` after a ``MEMOIZE`` long before). Scanners
+that look at the previous opcode or two are bypassed by routing the names through the memo,
+so this walker keeps the stack, the mark stack and the memo as the unpickler does, with the
+symbolic values of :mod:`guard.defenses.scan.values`. Arguments are read straight from the
+buffer: a declared length past the end is a truncation, never an allocation, and a tensor's
+bytes are skipped, not copied.
+
+joblib writes raw numpy array bytes in the middle of the opcode stream, after ``BUILD`` of a
+``NumpyArrayWrapper``; in joblib mode the walker sizes them from the wrapper's shape and dtype
+and skips them (object arrays are a nested pickle there, walked in turn).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable
+from typing import Any
+
+from guard.defenses.scan import joblib_arrays
+from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
+from guard.defenses.scan.opcodes import DISPATCH, I32, KIND, NONE, U16, U32, read_argument
+from guard.defenses.scan.results import Severity
+from guard.defenses.scan.rules import rate_import
+from guard.defenses.scan.values import OPAQUE, Call, Dtype, Global, LongText, Mapping, Seq, Token, brief
+
+__all__ = ["BlobHook", "PickleWalker"]
+
+BlobHook = Callable[[Any, int, int, int], None]
+"""Called with (buffer, start, length, opcode offset) for each bytes argument, to look inside it."""
+
+_KEEP_CHARS = 1024
+_MAX_LINE = 1 << 20
+_CHECK_EVERY = 1 << 16
+_RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copy_reg._reconstructor"})
+_DTYPE = frozenset({"numpy.dtype"})
+UNKNOWN = Token("unknown")
+
+
+class PickleWalker:
+    """One pickle stream in ``data[start:end]``; findings name ``member``, offsets from ``base``.
+
+    ``data`` is ``bytes``, ``bytearray`` or ``mmap`` (slices must have ``.decode``), never a
+    ``memoryview``.
+    """
+
+    def __init__(self, data: Any, start: int, end: int, *, budget: Budget, findings: Findings,
+                 member: str, base: int, joblib: bool = False, on_blob: BlobHook | None = None,
+                 depth: int = 0) -> None:
+        self.data, self.pos, self.end = data, start, end
+        self.budget, self.findings, self.member, self.base = budget, findings, member, base
+        self.joblib, self.on_blob, self.depth = joblib, on_blob, depth
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.imports = 0
+        self.opcodes = 0
+        self.wrappers = 0
+        self.limits = budget.limits
+
+    # -- reporting ---------------------------------------------------------------------------
+    def report(self, severity: Severity, rule: str, name: str, detail: str, offset: int) -> None:
+        self.findings.report(severity, rule, name, detail, offset - self.base, self.member)
+
+    def import_global(self, module: str, name: str, offset: int, how: str) -> Global:
+        self.imports += 1
+        g = Global(module, name)
+        rating = rate_import(module, name)
+        if rating is not None:
+            self.report(rating.severity, rating.rule, g.full, f"{rating.reason} ({how})", offset)
+        return g
+
+    def call(self, func: Any, args: Any, offset: int, op: str) -> Call:
+        if isinstance(func, Global):
+            if func.full in _RECONSTRUCTORS and isinstance(args, Seq) and args.items:
+                first = args.items[0]
+                if isinstance(first, Global):
+                    return Call(first, args)
+            if func.full in _DTYPE and isinstance(args, Seq) and args.items:
+                code = args.items[0]
+                if isinstance(code, str):
+                    return Call(func, Dtype(code))
+            if self.findings.awaits_call(func.full, self.member):
+                self.findings.note_call(func.full, self.member, f"called by {op} with {brief(args)}")
+        elif func is not UNKNOWN:
+            self.report(Severity.HIGH, "indirect-call", "",
+                         f"{op} calls {brief(func)}, a value computed at load time, not an import",
+                         offset)
+        return Call(func, args)
+
+    # -- stack helpers -----------------------------------------------------------------------
+    def pop(self, offset: int) -> Any:
+        if not self.stack:
+            raise MalformedPickle("stack underflow", offset - self.base)
+        return self.stack.pop()
+
+    def pop_mark(self, offset: int) -> list[Any]:
+        if not self.metastack:
+            raise MalformedPickle("MARK expected", offset - self.base)
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def top(self, offset: int) -> Any:
+        if not self.stack:
+            raise MalformedPickle("stack underflow", offset - self.base)
+        return self.stack[-1]
+
+    def seq(self, kind: str, items: list[Any]) -> Seq:
+        return Seq(kind, items[: self.limits.tracked_items], len(items))
+
+    def text(self, start: int, n: int, op: int) -> Any:
+        if n > _KEEP_CHARS:
+            return LongText(n)
+        raw = bytes(self.data[start:start + n])
+        if op in (0x54, 0x55):  # BINSTRING, SHORT_BINSTRING: Python 2 str, bytes-like
+            return raw.decode("latin-1")
+        return raw.decode("utf-8", "surrogatepass")
+
+    def line(self, offset: int) -> bytes | None:
+        """A newline-terminated argument; None for one too long to keep (over 1 MiB)."""
+        nl = self.data.find(b"\n", self.pos, self.end)
+        if nl < 0:
+            raise MalformedPickle("truncated line argument", offset - self.base)
+        line = bytes(self.data[self.pos:nl]) if nl - self.pos <= _MAX_LINE else None
+        self.pos = nl + 1
+        return line
+
+    # -- the loop ----------------------------------------------------------------------------
+    def walk(self) -> int:
+        """Follow opcodes to ``STOP``; returns the offset just after it.
+
+        The opcodes that make up nearly every real pickle (memo traffic, short strings, ints,
+        floats, marks, tuples, list and dict fills) run inline here; the rest go through
+        :meth:`_argument` and :meth:`_step`, which handle every opcode the same way.
+        """
+        data, end, memo, metastack = self.data, self.end, self.memo, self.metastack
+        kinds, max_memo, tracked = KIND, self.limits.max_memo, self.limits.tracked_items
+        pos, stack, count, check_at = self.pos, self.stack, 0, _CHECK_EVERY
+        offset = pos
+        try:
+            while True:
+                if pos >= end:
+                    raise MalformedPickle("pickle ends without STOP", pos - self.base)
+                offset = pos
+                op = data[pos]
+                pos += 1
+                count += 1
+                if count >= check_at:
+                    check_at += _CHECK_EVERY
+                    self.budget.charge_opcodes(_CHECK_EVERY)
+                if op == 0x94:  # MEMOIZE
+                    if len(memo) >= max_memo:
+                        raise LimitReached(f"more than {max_memo} memo entries")
+                    memo[len(memo)] = stack[-1]
+                elif op == 0x8C:  # SHORT_BINUNICODE
+                    n = data[pos] if pos < end else end
+                    if pos + 1 + n > end:
+                        raise MalformedPickle("truncated argument", offset - self.base)
+                    stack.append(data[pos + 1:pos + 1 + n].decode("utf-8", "surrogatepass"))
+                    pos += 1 + n
+                elif op == 0x58:  # BINUNICODE (protocols 1-3 write every string this way)
+                    if pos + 4 > end:
+                        raise MalformedPickle("truncated argument", offset - self.base)
+                    n = U32(data, pos)[0]
+                    if pos + 4 + n > end:
+                        raise MalformedPickle(f"declares {n} bytes past the end", offset - self.base)
+                    if n > _KEEP_CHARS:
+                        stack.append(LongText(n))
+                    else:
+                        stack.append(data[pos + 4:pos + 4 + n].decode("utf-8", "surrogatepass"))
+                    pos += 4 + n
+                elif op == 0x71 or op == 0x68:  # BINPUT, BINGET
+                    if pos >= end:
+                        raise MalformedPickle("truncated argument", offset - self.base)
+                    index = data[pos]
+                    pos += 1
+                    if op == 0x68:
+                        stack.append(memo[index])
+                    else:
+                        if len(memo) >= max_memo and index not in memo:
+                            raise LimitReached(f"more than {max_memo} memo entries")
+                        memo[index] = stack[-1]
+                elif op == 0x4B:  # BININT1
+                    if pos >= end:
+                        raise MalformedPickle("truncated argument", offset - self.base)
+                    stack.append(data[pos])
+                    pos += 1
+                elif op == 0x4D or op == 0x4A:  # BININT2, BININT
+                    size = 2 if op == 0x4D else 4
+                    if pos + size > end:
+                        raise MalformedPickle("truncated argument", offset - self.base)
+                    stack.append((U16 if size == 2 else I32)(data, pos)[0])
+                    pos += size
+                elif op == 0x28:  # MARK
+                    if len(metastack) >= self.limits.max_stack:
+                        raise LimitReached(f"more than {self.limits.max_stack} nested MARKs")
+                    metastack.append(stack)
+                    stack = []
+                elif 0x85 <= op <= 0x87:  # TUPLE1-3
+                    n = op - 0x84
+                    if len(stack) < n:
+                        raise IndexError
+                    items = stack[-n:]
+                    del stack[-n:]
+                    stack.append(Seq("tuple", items, n))
+                elif op == 0x47:  # BINFLOAT
+                    if pos + 8 > end:
+                        raise MalformedPickle("truncated argument", offset - self.base)
+                    stack.append(OPAQUE)
+                    pos += 8
+                elif op == 0x65 or op == 0x75:  # APPENDS, SETITEMS
+                    items = stack
+                    stack = metastack.pop()
+                    target = stack[-1]
+                    if op == 0x65:
+                        if type(target) is Seq:
+                            room = tracked - len(target.items)
+                            if room > 0:
+                                target.items.extend(items[:room])
+                            target.size += len(items)
+                    else:
+                        if len(items) % 2:
+                            raise MalformedPickle("odd number of items for SETITEMS", offset - self.base)
+                        if type(target) is Mapping:
+                            self.fill(target, items)
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append(Seq("list", [], 0))
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(Mapping())
+                elif op == 0x29:  # EMPTY_TUPLE
+                    stack.append(Seq("tuple", [], 0))
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
+                elif op == 0x2E:  # STOP
+                    self.pos, self.stack = pos, stack
+                    self.opcodes += count
+                    self.budget.charge_opcodes(count % _CHECK_EVERY)
+                    return pos
+                else:
+                    kind = kinds[op]
+                    if kind < 0:
+                        raise MalformedPickle(f"invalid opcode 0x{op:02x}", offset - self.base)
+                    self.pos, self.stack = pos, stack
+                    arg = None if kind == NONE else read_argument(self, kind, offset)
+                    DISPATCH[op](self, arg, offset)
+                    pos, stack = self.pos, self.stack
+        except IndexError:
+            raise MalformedPickle("stack underflow or MARK expected", offset - self.base) from None
+        except KeyError as exc:
+            raise MalformedPickle(f"memo key {exc} not defined", offset - self.base) from None
+
+    # -- pieces ------------------------------------------------------------------------------
+    def fill(self, mapping: Mapping, items: list[Any]) -> None:
+        room = self.limits.tracked_items - len(mapping.items)
+        for i in range(0, min(len(items) - 1, 2 * room), 2):
+            key = items[i]
+            if isinstance(key, str | int):
+                mapping.items[key] = items[i + 1]
+        mapping.size += len(items) // 2
+
+    def memo_put(self, index: int, offset: int) -> None:
+        if len(self.memo) >= self.limits.max_memo and index not in self.memo:
+            raise LimitReached(f"more than {self.limits.max_memo} memo entries")
+        self.memo[index] = self.top(offset)
+
+    def memo_get(self, index: int, offset: int) -> None:
+        try:
+            self.stack.append(self.memo[index])
+        except KeyError:
+            raise MalformedPickle(f"memo key {index} not defined", offset - self.base) from None
+
+    def blob(self, start: int, length: int, offset: int) -> None:
+        if self.on_blob is not None and length >= 8:
+            self.on_blob(self.data, start, length, offset - self.base)
+
+    def decode_name(self, raw: bytes | None, offset: int) -> str:
+        if raw is None:
+            raise MalformedPickle("import name longer than 1 MiB", offset - self.base)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedPickle("GLOBAL name is not UTF-8", offset - self.base) from None
+
+    def text_line(self, op: int, raw: bytes | None, offset: int) -> Any:
+        if raw is None:
+            return LongText(_MAX_LINE)
+        if op == 0x56:
+            text = codecs.decode(raw, "raw_unicode_escape")
+            return text if len(text) <= _KEEP_CHARS else LongText(len(text))
+        if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+            raise MalformedPickle("STRING argument is not quoted", offset - self.base)
+        value, _ = codecs.escape_decode(raw[1:-1])
+        if len(value) >= 8 and self.on_blob is not None:
+            # Escapes decoded: the bytes are not a span of the stream, so pass the copy.
+            self.on_blob(value, 0, len(value), offset - self.base)
+        return value.decode("latin-1") if len(value) <= _KEEP_CHARS else LongText(len(value))
+
+    def number(self, op: int, arg: Any, offset: int) -> Any:
+        if op in (0x47, 0x46):
+            return OPAQUE
+        if op in (0x8A, 0x8B):
+            start, n = arg
+            if n > 16:
+                return OPAQUE
+            return int.from_bytes(bytes(self.data[start:start + n]), "little", signed=True)
+        if arg is None:
+            return OPAQUE
+        text = arg.strip()
+        if op == 0x49 and text in (b"00", b"01"):
+            return text == b"01"
+        if op == 0x4C and text.endswith(b"L"):
+            text = text[:-1]
+        if len(text) > 40:
+            return OPAQUE
+        try:
+            return int(text)
+        except ValueError:
+            raise MalformedPickle("bad integer literal", offset - self.base) from None
+
+    def stack_global(self, module: Any, name: Any, offset: int) -> Any:
+        if isinstance(module, str) and isinstance(name, str):
+            return self.import_global(module, name, offset, "STACK_GLOBAL")
+        self.imports += 1
+        self.report(Severity.CRITICAL, "unresolved-import", f"{brief(module)}.{brief(name)}",
+                     "STACK_GLOBAL names are not literal strings: computed at load time to hide the "
+                     "import", offset)
+        return UNKNOWN
+
+    def build(self, inst: Any, state: Any, offset: int) -> None:
+        joblib_arrays.build(self, inst, state, offset)
+
+    def nested(self, pos: int) -> PickleWalker:
+        """A walker for a pickle embedded at ``pos`` (joblib's object arrays), sharing everything."""
+        return PickleWalker(self.data, pos, self.end, budget=self.budget, findings=self.findings,
+                            member=self.member, base=self.base, joblib=self.joblib,
+                            on_blob=self.on_blob, depth=self.depth + 1)
+
+    def malformed(self, message: str, offset: int) -> MalformedPickle:
+        return MalformedPickle(message, offset - self.base)
