@@ -195,17 +195,23 @@ def write_key_file(path: Path, key: bytes, *, overwrite: bool = False) -> None:
     atomic_write_text(path, format_key(key), mode=0o600)
 
 
-def load_key_file(path: Path) -> RawKey:
-    """Load a KEK from a key file written by ``guard keygen`` (or holding base64/hex of 32 bytes)."""
+def read_bounded(path: Path, what: str, limit: int) -> bytes:
+    """A small file (key, manifest) read whole, refusing one larger than ``limit`` bytes."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(_MAX_KEY_FILE + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
-        raise CryptoInputError(f"key file not found: {path}") from None
+        raise CryptoInputError(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise CryptoInputError(f"cannot read key file {path}: {exc.strerror}") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise CryptoInputError(f"{path} is too large to be a key file")
+        raise CryptoInputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise CryptoInputError(f"{path} is too large to be a {what}")
+    return data
+
+
+def load_key_file(path: Path) -> RawKey:
+    """Load a KEK from a key file written by ``guard keygen`` (or holding base64/hex of 32 bytes)."""
+    data = read_bounded(path, "key file", _MAX_KEY_FILE)
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

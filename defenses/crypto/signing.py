@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from guard.defenses.crypto.errors import CryptoInputError, VerificationError
+from guard.defenses.crypto.keys import read_bounded
 from guard.defenses.crypto.manifest import (
     Resource,
     build_statement,
@@ -78,16 +79,7 @@ def public_key_path(private_path: Path) -> Path:
 
 
 def _read_key_bytes(path: Path, what: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(_MAX_KEY + 1)
-    except FileNotFoundError:
-        raise CryptoInputError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise CryptoInputError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > _MAX_KEY:
-        raise CryptoInputError(f"{path} is too large to be a {what}")
-    return data
+    return read_bounded(path, what, _MAX_KEY)
 
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:
@@ -183,16 +175,7 @@ class VerifyResult:
 
 
 def _read_manifest(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(_MAX_MANIFEST + 1)
-    except FileNotFoundError:
-        raise CryptoInputError(f"manifest not found: {path}") from None
-    except OSError as exc:
-        raise CryptoInputError(f"cannot read manifest {path}: {exc.strerror}") from None
-    if len(data) > _MAX_MANIFEST:
-        raise CryptoInputError(f"{path} is too large to be a manifest")
-    return data
+    return read_bounded(path, "manifest", _MAX_MANIFEST)
 
 
 def _signed_payload(data: bytes, public_key: Ed25519PublicKey, where: str) -> bytes:
