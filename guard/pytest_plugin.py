@@ -226,9 +226,9 @@ class GuardSession:
 
 
 def _report_formats() -> list[str]:
-    from guard.reports import FORMATS
+    from guard.reports import OFFLINE_FORMATS
 
-    return list(FORMATS)
+    return list(OFFLINE_FORMATS)
 
 
 def _summary_line(doc: dict[str, Any], failing: list[str]) -> str:

@@ -2,7 +2,8 @@
 
 The document is versioned (``"schema": "guard.audit/1"``) so that a later Guard can refuse,
 rather than misread, a report it does not understand. One target gives exactly
-:meth:`AuditResult.to_dict`; several give ``{"schema": ..., "audits": [...]}``.
+:meth:`AuditResult.to_dict`; several give ``{"schema": ..., "audits": [...]}``. Its JSON
+Schema ships in the package (:func:`report_schema`).
 
 Floats are rounded to six significant digits before writing: a Wilson bound printed to 17
 digits claims a precision the measurement does not have, and rounding once here means the
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,18 @@ def dumps(document: Mapping[str, Any]) -> str:
 def write_json(results: Sequence[AuditResult], path: Path) -> None:
     """Write report.json atomically, so an interrupted run never leaves half a report."""
     atomic_write_text(Path(path), dumps(json_document(results)))
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of report.json (``reports/data/report.schema.json``, shipped in the
+    package) for anyone who consumes reports: CI tooling, dashboards, our own tests.
+
+    :func:`read_json` checks only what rendering needs, so it stays lenient with older files;
+    the schema states the full contract of what Guard writes.
+    """
+    text = resources.files("guard.reports").joinpath("data", "report.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def read_json(path: Path) -> list[dict[str, Any]]:

@@ -74,25 +74,28 @@ def line_chart(
     title: str,
     x_label: str,
     y_label: str,
+    x_max: float | None = None,
+    diagonal: str = "",
     layout: Layout = Layout(),
 ) -> str:
     """An SVG chart of rates in [0, 1] against x >= 0, one polyline per series.
 
     The 95% interval is a shaded band when every point of a series has one, otherwise an
     error bar on each point that has one. Each point carries a ``<title>`` (a native
-    tooltip, no script) with its exact value.
+    tooltip, no script) with its exact value. ``x_max`` fixes the x axis (a ROC curve's
+    false-positive rate always spans [0, 1]); ``diagonal`` labels a dotted y = x line, the
+    chance level of a ROC curve.
     """
     clean = [Series(s.label, _finite_sorted(s.points)) for s in series]
     xs = [p.x for s in clean for p in s.points]
-    x_ticks = nice_ticks(max(xs, default=0.0))
-    chart = _Frame(layout, x_ticks[-1], len(clean))
+    x_ticks = nice_ticks(x_max if x_max is not None else max(xs, default=0.0))
+    chart = _Frame(layout, x_ticks[-1], len(clean) + (1 if diagonal else 0))
     parts = [
-        f'<svg class="chart" viewBox="0 0 {layout.width} {chart.height}" '
-        f'width="{layout.width}" height="{chart.height}" role="img" '
-        f'aria-label="{escape(title)}" font-size="12">',
-        f"<title>{escape(title)}</title>",
+        _open(layout, chart.height, title),
         *chart.axes(x_ticks, x_label, y_label),
     ]
+    if diagonal:
+        parts.extend(chart.diagonal(diagonal, len(clean)))
     if not xs:
         parts.append(
             f'<text x="{layout.left + chart.plot_width / 2:.1f}" '
@@ -101,6 +104,69 @@ def line_chart(
     for i, s in enumerate(clean):
         parts.extend(chart.series(s, PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]))
         parts.extend(chart.legend_item(i, s.label))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _open(layout: Layout, height: float, title: str) -> str:
+    return (f'<svg class="chart" viewBox="0 0 {layout.width} {height}" '
+            f'width="{layout.width}" height="{height}" role="img" '
+            f'aria-label="{escape(title)}" font-size="12">\n<title>{escape(title)}</title>')
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One rate in a bar chart, with its 95% interval where it is an estimate."""
+
+    label: str
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+    note: str = ""
+
+
+def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, width: int = 640) -> str:
+    """Horizontal bars of rates in [0, 1], one row per bar, with interval whiskers.
+
+    Used for measurements that are not a sweep (a detector's detection and false-positive
+    rates): a bar per number reads faster than a table when there are several.
+    """
+    label_width, row, top = 230, 24, 12
+    kept = [b for b in bars if math.isfinite(b.value)]
+    plot = width - label_width - 20
+    bottom = top + max(1, len(kept)) * row
+    height = bottom + 40
+
+    def px(v: float) -> float:
+        return label_width + min(1.0, max(0.0, v)) * plot
+
+    parts = [_open(Layout(width=width), height, title), '<g class="grid" stroke="#d9d9d9">']
+    parts += [f'<line x1="{px(t):.1f}" y1="{top}" x2="{px(t):.1f}" y2="{bottom}"/>'
+              for t in (0.2, 0.4, 0.6, 0.8, 1.0)]
+    parts.append("</g>")
+    parts.append('<g class="ticks" fill="#333">')
+    parts += [f'<text x="{px(t):.1f}" y="{bottom + 16}" text-anchor="middle">{t:.0%}</text>'
+              for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]
+    parts.append(f'<text class="axis-label" x="{label_width + plot / 2:.1f}" y="{bottom + 34}" '
+                 f'text-anchor="middle">{escape(x_label)}</text></g>')
+    if not kept:
+        parts.append(f'<text x="{label_width + plot / 2:.1f}" y="{top + row / 2 + 4}" '
+                     'text-anchor="middle">no data</text>')
+    for i, b in enumerate(kept):
+        y = top + i * row
+        text = b.label if len(b.label) <= 36 else b.label[:35] + "…"
+        tip = escape(b.note or f"{b.label}: {b.value:.1%}")
+        parts.append(f'<g class="bar"><text x="{label_width - 8}" y="{y + row / 2 + 4:.1f}" '
+                     f'text-anchor="end">{escape(text)}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y + 4}" width="{px(b.value) - label_width:.1f}" '
+                     f'height="{row - 8}" fill="{PALETTE[0]}" fill-opacity="0.75">'
+                     f"<title>{tip}</title></rect>")
+        if b.lo is not None and b.hi is not None:
+            mid = y + row / 2
+            parts.append(f'<path class="error-bar" d="M{px(b.lo):.1f},{mid:.1f}H{px(b.hi):.1f}'
+                         f'M{px(b.lo):.1f},{mid - 5:.1f}V{mid + 5:.1f}M{px(b.hi):.1f},{mid - 5:.1f}'
+                         f'V{mid + 5:.1f}" stroke="#000" fill="none"/>')
+        parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -183,6 +249,19 @@ class _Frame:
                        f"<title>{tip}</title></circle>")
         out.append("</g>")
         return out
+
+    def diagonal(self, label: str, index: int) -> list[str]:
+        """The y = x line (a ROC curve's chance level), dotted grey, with its legend entry."""
+        lay = self.layout
+        y = self.legend_top + index * lay.legend_row
+        return [
+            f'<line class="diagonal" x1="{self.px(0):.1f}" y1="{self.py(0):.1f}" '
+            f'x2="{self.px(min(1.0, self.x_max)):.1f}" y2="{self.py(min(1.0, self.x_max)):.1f}" '
+            'stroke="#777" stroke-width="1" stroke-dasharray="2 4"/>',
+            f'<g class="legend"><line x1="{lay.left}" y1="{y}" x2="{lay.left + 30}" y2="{y}" '
+            'stroke="#777" stroke-dasharray="2 4"/>'
+            f'<text x="{lay.left + 38}" y="{y + 4}">{escape(label)}</text></g>',
+        ]
 
     def _error_bar(self, p: Point) -> str:
         x, lo, hi = self.px(p.x), self.py(p.lo or 0.0), self.py(p.hi or 0.0)

@@ -13,78 +13,22 @@ import re
 from pathlib import Path
 
 import pytest
+from report_fixtures import EVIL, FRAMEWORKS, two_audits
 
 from guard.errors import ConfigError, GuardInputError
-from guard.evidence import SCHEMA, AuditResult, Evidence, Finding, Flag
+from guard.evidence import SCHEMA
 from guard.reports import read_json, render_html, write_html, write_json, write_reports
-from guard.reports.html import build_report, estimate
-from guard.reports.json_report import audit_dicts, plain
+from guard.reports.html import build_report
+from guard.reports.json_report import audit_dicts, plain, report_schema
 from guard.reports.svg import Point, Series, line_chart, nice_ticks
+from guard.reports.text import Estimate, estimate
+from guard.serialization import audit_result_from_dict
 from guard.stats import Metric
 
 DATA = Path(__file__).parent / "data"
 EXPECTED_HTML = DATA / "expected_report.html"
 STORED_JSON = DATA / "report_two_targets.json"
 REGENERATE = os.environ.get("GUARD_REGEN_EXPECTED") == "1"
-EVIL = "<script>alert(1)</script>"
-
-# (robust correct out of 500) for each attack at eps 0.05, 0.1, 0.2; clean: 490 of 500.
-ROBUST_COUNTS = {"evasion.fgsm": (300, 230, 240), "evasion.pgd": (280, 205, 60)}
-
-
-def evasion_evidence(probe: str, eps: float, robust: int, clean: int = 490) -> Evidence:
-    flags = []
-    if probe == "evasion.fgsm" and eps == 0.2:
-        flags.append(Flag("non_monotone", "robust accuracy rose from eps 0.1 to eps 0.2 <b>"))
-    return Evidence(
-        probe=probe,
-        params={"eps": eps, "norm": "inf", "steps": 1 if "fgsm" in probe else 40,
-                "step_size": eps / 16, "samples": 500},
-        metrics={
-            "clean_accuracy": Metric.proportion(clean, 500),
-            "robust_accuracy": Metric.proportion(robust, 500),
-            "attack_success_rate": Metric.proportion(clean - robust, clean),
-        },
-        flags=flags,
-        seed=0,
-        duration_s=1.25,
-    )
-
-
-def environment() -> dict[str, object]:
-    return {"guard": "0.1.0", "python": "3.11.7", "torch": "2.5.1", "art": "1.20.1",
-            "sklearn": "1.5.2", "numpy": "2.1.3", "seed": 0, "platform": "Linux-x86_64",
-            "started_at": "2025-01-02T03:04:05+00:00", "duration_s": 12.5}
-
-
-def audit(name: str, framework: str, model_class: str, with_findings: bool) -> AuditResult:
-    evidence = [evasion_evidence(probe, eps, robust)
-                for probe, counts in ROBUST_COUNTS.items()
-                for eps, robust in zip((0.05, 0.1, 0.2), counts, strict=True)]
-    evidence.append(Evidence(
-        probe="inference.membership",
-        params={"attack": "loss_threshold"},
-        metrics={"attack_auc": Metric(0.5321, n=1000), "advantage": Metric.proportion(61, 1000)},
-    ))
-    findings = []
-    if with_findings:
-        findings = [
-            Finding("robustness.min_pgd", "fail", "high", "PGD robust accuracy at eps 0.1",
-                    detail="41% is below the required 60%", evidence=("evasion.pgd",),
-                    references={"EU AI Act": ["Art. 15"]}, remediation="Adversarial training."),
-            Finding("privacy.membership", "pass", "medium", "Membership inference advantage"),
-        ]
-    target = {"name": name, "framework": framework, "n_classes": 10,
-              "model": {"class": model_class, "format": "safetensors"},
-              "input": {"shape": [1, 8, 8], "dtype": "float32", "clip": [0.0, 1.0]},
-              "n_eval": 600, "n_train": None, "artifact": None, "deployment": {}}
-    return AuditResult(target=target, evidence=evidence, environment=environment(),
-                       findings=findings)
-
-
-def two_audits() -> list[AuditResult]:
-    return [audit("digits-cnn", "torch", "DigitsCNN", with_findings=True),
-            audit(EVIL, "sklearn", '"><img src=x onerror=alert(2)>', with_findings=False)]
 
 
 def scrub(html: str) -> str:
@@ -135,13 +79,35 @@ def test_plain_handles_numpy_tuples_and_non_finite() -> None:
         plain({"x": object()})
 
 
-def test_stored_report_still_reads_and_renders_the_same() -> None:
-    """A report.json written by this schema version must keep rendering identically."""
-    if REGENERATE:
-        write_json(two_audits(), STORED_JSON)
+def test_stored_report_of_schema_1_still_reads_and_renders() -> None:
+    """A guard.audit/1 document written before findings carried waivers must keep working.
+
+    The stored file is never regenerated: it stands for reports users already have.
+    """
     audits = read_json(STORED_JSON)
-    assert audits == audit_dicts(two_audits())
-    assert render_html(audits) == render_html(audit_dicts(two_audits()))
+    assert [a["target"]["name"] for a in audits] == ["digits-cnn", EVIL]
+    html = render_html(audits)
+    assert "robustness.min_pgd" in html and "EU AI Act Art. 15" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    again = [audit_result_from_dict(a).to_dict() for a in audits]
+    assert render_html(audit_dicts([audit_result_from_dict(a) for a in again])) == html
+
+
+def test_reports_match_the_shipped_json_schema(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra")
+    validator = jsonschema.Draft202012Validator(report_schema())
+    validator.check_schema(report_schema())
+    write_json(two_audits(), tmp_path / "two.json")
+    write_json(two_audits()[:1], tmp_path / "one.json")
+    for path in (tmp_path / "two.json", tmp_path / "one.json", STORED_JSON):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert [e.message for e in validator.iter_errors(document)] == [], path.name
+    one = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
+    one["findings"][0]["status"] = "maybe"
+    one["evidence"][0]["metrics"]["robust_accuracy"]["ci95"] = [0.1]
+    assert len(list(validator.iter_errors(one))) == 2
+    assert not validator.is_valid({"schema": "guard.audit/2", "target": {"name": "x"}, "evidence": [],
+                                   "findings": [], "environment": {}})
 
 
 @pytest.mark.parametrize(
@@ -181,8 +147,11 @@ def test_html_is_self_contained_and_escapes_attacker_strings() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in html
     assert "0.2 &lt;b&gt;" in html  # flag details are text too
-    assert html.count("<svg") == 2 and html.count("<polyline") == 4
-    assert "@media print" in html
+    assert "DP training lands in 2.3 &lt;i&gt;" in html  # and waiver reasons
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    # an evasion chart per target, then ROC, extraction and detection charts for the first
+    assert html.count("<svg") == 5 and html.count("<polyline") == 6
+    assert "@media print" in html and "section.target { break-before: page; }" in html
 
 
 def test_html_says_what_a_reader_needs() -> None:
@@ -190,9 +159,20 @@ def test_html_says_what_a_reader_needs() -> None:
     assert ("Under L-inf PGD with eps 0.1 (the strongest of 2 attacks), accuracy falls "
             "from 98% to 41% (95% CI 37–45%, n=500).") in html
     assert "No policy was applied in this audit" in html  # second target has no findings
-    assert "robustness.min_pgd" in html and "EU AI Act: Art. 15" in html
     assert "Validity warnings" in html and "non_monotone" in html
     assert "Wilson" in html and "2.5.1" in html  # honest-numbers note, environment
+    # executive summary, view by regulation, remediation, waivers, digests
+    assert "Executive summary" in html and "Most severe failing controls" in html
+    assert "GDPR: General Data Protection Regulation" in html
+    assert "<strong>GDPR Art. 32</strong> Security of processing" in html
+    assert "32(1)(b): Ongoing confidentiality, integrity, availability and resilience" in html
+    assert "Train adversarially (PGD adversarial training, TRADES)" in html
+    assert "valid until 2031-12-31" in html and "expired on 2024-01-31" in html
+    assert "dpo@example.com" in html and "waivers.yaml:3" in html
+    assert "sha256:" + "ab" * 32 in html
+    for title in ("Membership inference ROC curve", "Model extraction fidelity against query budget",
+                  "Detection results"):
+        assert title in html
 
 
 def test_view_models_format_numbers() -> None:
@@ -203,10 +183,69 @@ def test_view_models_format_numbers() -> None:
     pgd = first.rows[4]
     assert (pgd.robust.value, pgd.robust.interval, pgd.n) == ("41.0%", "36.8–45.4%", "500")
     assert first.rows[2].flags == ("non_monotone",)
-    assert [o.probe for o in first.other] == ["inference.membership"]
+    assert [o.probe for o in report.targets[1].other] == ["inference.membership"]
     assert estimate("mean_queries", {"value": 1234.5, "n": 3}).value == "1234"
     assert estimate("robust_accuracy", {"value": 0.9996}).value == "99.96%"
     assert estimate("robust_accuracy", {"value": None}).value == "not measured"
+    assert estimate("fidelity", {"value": 0.94, "ci95": [0.91, 0.96]}) == Estimate("94.0%", "91.0–96.0%")
+
+
+def test_executive_summary_counts_and_orders_worst_first() -> None:
+    summary = build_report(audit_dicts(two_audits())).summary
+    assert (summary.verdict.word, summary.verdict.sentence) == (
+        "fail", "1 of 2 targets failed at least one control.")
+    assert [(c.label, c.n) for c in summary.statuses] == [
+        ("fail", 2), ("error", 1), ("waived", 1), ("not assessed", 1), ("pass", 1)]
+    assert [(c.label, c.n) for c in summary.severities] == [
+        ("critical", 1), ("high", 2), ("medium", 0), ("low", 0), ("info", 0)]
+    assert [w.control for w in summary.worst] == ["GRD-SUP-01", "GRD-EVA-01", "GRD-EXT-01"]
+    assert [r.verdict.word for r in summary.rows] == ["fail", "not judged"]
+    first = summary.rows[0].verdict.sentence
+    assert first == ("3 controls failed, 1 of them could not be evaluated, the most severe rated critical "
+                     "(1 control waived; 1 control not assessed for want of evidence).")
+
+
+def test_view_by_regulation_groups_articles_in_the_regulations_order() -> None:
+    compliance = build_report(audit_dicts(two_audits())).targets[0].compliance
+    assert [r.key for r in compliance.regulations] == list(FRAMEWORKS)
+    gdpr = compliance.regulations[0]
+    assert [a.label for a in gdpr.articles] == ["GDPR Art. 5", "GDPR Art. 9", "GDPR Art. 25", "GDPR Art. 32"]
+    art32 = gdpr.articles[-1]
+    assert [(row.ref, row.control, row.status) for row in art32.rows] == [
+        ("32(1)(b)", "GRD-SUP-01", "fail"), ("32(1)(b)", "GRD-EVA-01", "fail"),
+        ("32(1)(d)", "GRD-EVA-02", "pass")]
+    assert art32.rows[1].evidence == "evasion.fgsm, evasion.pgd"
+    ccpa = compliance.regulations[1]
+    assert [a.label for a in ccpa.articles] == ["CCPA §1798.81.5", "CCPA §1798.150"]
+    assert [f.control for f in compliance.findings][:2] == ["GRD-SUP-01", "GRD-EVA-01"]
+    assert [w.control for w in compliance.waivers] == ["GRD-SUP-01", "GRD-PRV-01"]
+
+
+def test_chart_hooks_render_only_with_their_evidence() -> None:
+    audit = audit_dicts(two_audits())[0]
+    charts = build_report([audit]).targets[0].evidence_charts
+    assert len(charts) == 3
+    roc, extraction, detection = (str(c.svg) for c in charts)
+    assert "chance (an attacker who guesses)" in roc and roc.count("<circle") == 5 + 1  # and the legend's
+    assert "AUC 0.5321 [95% CI 0.5–0.56]" in charts[0].caption
+    assert "extraction.copycat: 10000 queries: 94.0%" in extraction
+    assert detection.count("<rect") == 2  # the two rates; the threshold is not a rate
+    bare = {**audit, "evidence": [e for e in audit["evidence"] if e["probe"].startswith("evasion.")]}
+    assert build_report([bare]).targets[0].evidence_charts == ()
+    curve = {"probe": "extraction.knockoff", "params": {"surrogate": "resnet"}, "metrics": {},
+             "curves": [{"name": "fidelity", "x": "queries", "y": "fidelity",
+                         "points": [{"x": 100, "value": 0.5}, {"x": 1000, "value": 0.8}]}]}
+    charts = build_report([{**bare, "evidence": [curve]}]).targets[0].evidence_charts
+    assert len(charts) == 1 and "extraction.knockoff (resnet)" in str(charts[0].svg)
+
+
+def test_findings_missing_keys_still_render() -> None:
+    """A finding with only a control id (an older or foreign writer) renders in every part."""
+    findings = [{"control": "X-1"}, {"control": "X-2", "status": "odd"}]
+    audit = {**audit_dicts(two_audits())[1], "findings": findings}
+    report = build_report([audit])
+    assert [f.control for f in report.targets[0].compliance.findings] == ["X-1", "X-2"]
+    assert "X-1" in render_html([audit])
 
 
 def test_html_matches_stored_page() -> None:
@@ -254,8 +293,8 @@ def test_write_reports_writes_atomically_over_old_reports(tmp_path: Path) -> Non
 
 
 def test_write_reports_rejects_unknown_format_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'pdf'"):
-        write_reports(two_audits(), tmp_path, ["json", "pdf"])
+    with pytest.raises(ConfigError, match="'docx'"):
+        write_reports(two_audits(), tmp_path, ["json", "docx"])
     assert list(tmp_path.iterdir()) == []
 
 

@@ -78,13 +78,11 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, **fl
     """Attack a model's robustness, judge it against policy packs, write the reports."""
     from guard.audit import AuditPlan, run_audit
     from guard.cli.output import print_findings, print_summary, progress_reporter
-    from guard.reports import FORMATS, write_reports
+    from guard.reports import check_formats, write_reports
 
     opts, spec = _options(flags, config_path)
     formats = list(opts.format or DEFAULT_FORMATS)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ConfigError(f"unknown report format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    check_formats(formats)  # before any attack: a typo or a missing Chromium fails fast
     setup = _policy_setup(opts, spec)
     plan = AuditPlan(
         attacks=opts.attacks or None,
