@@ -228,7 +228,7 @@ def as_eval_data(data: Any) -> EvalData | Path:
                         None if data.get("y_train") is None else np.asarray(data["y_train"]))
     if isinstance(data, tuple | list) and len(data) in (2, 4):
         arrays = [np.asarray(a) for a in data]
-        return EvalData(*arrays)  # type: ignore[arg-type]
+        return EvalData(*arrays)
     raise ConfigError(
         f"eval data must be (x, y), a dict with x and y, or a path; got {type(data).__name__}"
     )
