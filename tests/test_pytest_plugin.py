@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# In-process pytester runs drop the modules an inner run imported; import the policy engine
+# and renderers here so every inner run shares one copy (PyYAML's loaders keep state).
+import guard.policies  # noqa: F401
+import guard.reports  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 MODEL_CONFTEST = '''
@@ -200,3 +205,41 @@ def test_xdist_results_merge_into_one_report(repo: pytest.Pytester) -> None:
     doc = json.loads((Path(repo.path) / "rep" / "report.json").read_text())
     assert sorted(a["target"]["name"] for a in doc["audits"]) == ["a", "b"]
     out.stdout.fnmatch_lines(["*= guard =*"])
+
+
+def test_assert_policy_lists_failing_controls_and_articles(repo: pytest.Pytester) -> None:
+    repo.makepyprojecttoml(
+        "[tool.guard]\nclip = [0, 1]\n\n[tool.guard.thresholds]\nmin_robust_accuracy = 0.99\n"
+    )
+    repo.makepyfile(
+        """
+        def test_policy(guard_audit, model, eval_data):
+            result = guard_audit(model, eval_data, attacks=["pgd"], eps=0.1)
+            result.assert_policy("gdpr", fail_on="critical")  # nothing critical fails
+            result.assert_policy("gdpr", fail_on="high")
+        """
+    )
+    out = repo.runpytest()
+    out.assert_outcomes(failed=1)
+    out.stdout.fnmatch_lines([
+        "*fails policy 'gdpr' at --fail-on high:*",
+        "*[[]high[]] GRD-EVA-01 *GDPR 32(1)(b)*",
+        "test_policy:  clean *failing: GRD-EVA-01*",
+    ])
+
+
+def test_guard_policy_option_judges_every_audit(repo: pytest.Pytester) -> None:
+    repo.makepyprojecttoml(
+        "[tool.guard]\nclip = [0, 1]\n\n[tool.guard.thresholds]\nmin_robust_accuracy = 0.99\n"
+    )
+    repo.makepyfile(
+        """
+        def test_plain(guard_audit, model, eval_data):
+            guard_audit(model, eval_data, attacks=["pgd"], eps=0.1)
+        """
+    )
+    out = repo.runpytest("--guard-policy", "gdpr", "--guard-report", "rep")
+    out.assert_outcomes(passed=1)
+    out.stdout.fnmatch_lines(["test_plain:  clean *failing: GRD-EVA-01*"])
+    doc = json.loads((repo.path / "rep" / "report.json").read_text())
+    assert any(f["control"] == "GRD-EVA-01" and f["status"] == "fail" for f in doc["findings"])
