@@ -233,3 +233,40 @@ def test_benign_pickle_loads_only_with_opt_in_after_the_scan(tmp_path: Path) -> 
     doc = json.loads((tmp_path / "o" / "report.json").read_text())
     scan = next(e for e in doc["evidence"] if e["probe"] == "supply_chain.scan")
     assert scan["metrics"]["low"]["value"] >= 1  # scikit-learn types: load with skops instead
+
+
+def test_csv_data_and_skops_pipeline_unbounded(tmp_path: Path) -> None:
+    import skops.io
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    bunch = load_breast_cancer()
+    x, y = bunch.data, bunch.target
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x[:400], y[:400])
+    skops.io.dump(model, tmp_path / "model.skops")
+    header = ",".join([*(f"f{i}" for i in range(x.shape[1])), "target"])
+    rows = np.column_stack([x[400:], y[400:]])
+    np.savetxt(tmp_path / "eval.csv", rows, delimiter=",", header=header, comments="", fmt="%.10g")
+    code, out = invoke("audit", "--model", str(tmp_path / "model.skops"), "--data", str(tmp_path / "eval.csv"),
+                       "--label-column", "target", "--clip", "none", "--attack", "pgd", "--eps", "0.5",
+                       "--out", str(tmp_path / "o"))
+    assert code == 0, out
+    doc = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert doc["target"]["input"]["clip"] is None
+    [ev] = [e for e in doc["evidence"] if e["probe"] == "evasion.pgd"]
+    assert ev["metrics"]["robust_accuracy"]["n"] == len(y) - 400
+
+
+def test_torch_export_program(tmp_path: Path) -> None:
+    split = digits_split()
+    model = train_cnn(split, epochs=1)
+    program = torch.export.export(model, (torch.as_tensor(split.x_test[:2]),),
+                                  dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    torch.export.save(program, tmp_path / "cnn.pt2")
+    np.savez(tmp_path / "eval.npz", x=split.x_test[:40], y=split.y_test[:40])
+    code, out = invoke("audit", "--model", str(tmp_path / "cnn.pt2"), "--data", str(tmp_path / "eval.npz"),
+                       "--clip", "0,1", *FAST, "--attack", "pgd", "--out", str(tmp_path / "o"))
+    assert code == 0, out
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["target"]["model"]["format"] == "torch.export"
