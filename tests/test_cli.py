@@ -249,9 +249,9 @@ def test_csv_data_and_skops_pipeline_unbounded(tmp_path: Path) -> None:
     header = ",".join([*(f"f{i}" for i in range(x.shape[1])), "target"])
     rows = np.column_stack([x[400:], y[400:]])
     np.savetxt(tmp_path / "eval.csv", rows, delimiter=",", header=header, comments="", fmt="%.10g")
-    code, out = invoke("audit", "--model", str(tmp_path / "model.skops"), "--data", str(tmp_path / "eval.csv"),
-                       "--label-column", "target", "--clip", "none", "--attack", "pgd", "--eps", "0.5",
-                       "--out", str(tmp_path / "o"))
+    code, out = invoke("audit", "--model", str(tmp_path / "model.skops"),
+                       "--data", str(tmp_path / "eval.csv"), "--label-column", "target",
+                       "--clip", "none", "--attack", "pgd", "--eps", "0.5", "--out", str(tmp_path / "o"))
     assert code == 0, out
     doc = json.loads((tmp_path / "o" / "report.json").read_text())
     assert doc["target"]["input"]["clip"] is None
@@ -269,4 +269,5 @@ def test_torch_export_program(tmp_path: Path) -> None:
     code, out = invoke("audit", "--model", str(tmp_path / "cnn.pt2"), "--data", str(tmp_path / "eval.npz"),
                        "--clip", "0,1", *FAST, "--attack", "pgd", "--out", str(tmp_path / "o"))
     assert code == 0, out
-    assert json.loads((tmp_path / "o" / "report.json").read_text())["target"]["model"]["format"] == "torch.export"
+    doc = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert doc["target"]["model"]["format"] == "torch.export"
