@@ -5,21 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
-from guard.cli import GuardGroup
-from guard.cli.crypto import COMMANDS
-
-
-@click.group(cls=GuardGroup)
-def cli() -> None:
-    """The crypto commands in a group of their own, as guard.cli will register them."""
-
-
-for _command in COMMANDS:
-    cli.add_command(_command)
+from guard.cli import cli
 
 
 def run(*args: object) -> Result:

@@ -7,12 +7,10 @@ import json
 import os
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
-from guard.cli import GuardGroup
-from guard.cli.crypto import COMMANDS
+from guard.cli import cli
 from guard.defenses.crypto import (
     CryptoInputError,
     VerificationError,
@@ -25,15 +23,6 @@ from guard.defenses.crypto import (
 )
 from guard.defenses.crypto.manifest import PREDICATE_TYPE, STATEMENT_TYPE, root_digest, safe_name
 from guard.defenses.crypto.signing import PAYLOAD_TYPE, pae
-
-
-@click.group(cls=GuardGroup)
-def cli() -> None:
-    """The crypto commands in a group of their own, as guard.cli will register them."""
-
-
-for _command in COMMANDS:
-    cli.add_command(_command)
 
 
 def run(*args: object) -> Result:
