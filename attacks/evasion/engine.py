@@ -161,19 +161,7 @@ def _run_batch(
             active, nxt, x0a, ya = active[keep], nxt[keep], x0a[keep], ya[keep]
             ta = None if ta is None else ta[keep]
         xa = nxt.detach()
-    not_fooled = ~fooled
-    out[not_fooled] = _final_unfooled(out, xa, active, not_fooled, rule)
+    # samples never fooled (all still active) keep their last iterate, as a plain loop returns
+    last = ~fooled[active]
+    out[active[last]] = xa.detach()[last]
     return out.numpy(), fooled.numpy(), zero_grad.numpy(), evals
-
-
-def _final_unfooled(
-    out: torch.Tensor,
-    xa: torch.Tensor,
-    active: torch.Tensor,
-    not_fooled: torch.Tensor,
-    rule: StepRule,
-) -> torch.Tensor:
-    """Samples never fooled keep their last iterate (what a plain PGD loop returns)."""
-    final = out.clone()
-    final[active] = xa.detach()
-    return final[not_fooled]
