@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from guard.errors import GuardError
+from guard import SEVERITY_ORDER
+from guard.errors import ConfigError, GuardError
 
 MARKER_ARGS = frozenset({"attacks", "eps", "policy", "min_accuracy", "fail_on", "clip", "strictness",
                          "samples", "steps", "norm"})
@@ -32,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--guard-policy", action="append", default=None, metavar="PACK",
                     help="policy pack applied to every audit (repeatable), e.g. gdpr")
     group.addoption("--guard-fail-on", default=None,
-                    choices=["info", "low", "medium", "high", "critical"],
+                    choices=list(SEVERITY_ORDER),
                     help="severity at which a failing control fails assert_policy (default high)")
     group.addoption("--guard-profile", default=None, choices=["quick", "thorough"],
                     help="attack effort: quick (default) or thorough")
@@ -57,16 +58,21 @@ def pytest_configure(config: pytest.Config) -> None:
 _SESSION = pytest.StashKey["GuardSession"]()
 
 
-def _tool_guard(rootpath: Path) -> dict[str, Any]:
+def _tool_guard(rootpath: Path) -> tuple[dict[str, Any], str]:
+    """The ``[tool.guard]`` table of the project's pyproject.toml (empty without one), and
+    where it came from for error messages."""
     path = rootpath / "pyproject.toml"
+    where = f"{path} [tool.guard]"
     if not path.is_file():
-        return {}
+        return {}, where
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise pytest.UsageError(f"guard: cannot read {path}: {exc}") from None
     table = doc.get("tool", {}).get("guard", {})
-    return table if isinstance(table, dict) else {}
+    if not isinstance(table, dict):
+        raise pytest.UsageError(f"guard: {where}: expected a table")
+    return table, where
 
 
 class GuardSession:
@@ -85,25 +91,25 @@ class GuardSession:
         return self._settings
 
     def _build_settings(self) -> Any:
+        """Command-line options over ``[tool.guard]`` (checked as ``guard audit`` checks it)."""
         from guard.build import parse_clip
+        from guard.config import options_from_table
         from guard.testing import GuardSettings
 
         opt = self.config.getoption
-        tool = _tool_guard(self.config.rootpath)
-        clip: Any = "undeclared"
-        if "clip" in tool:
-            raw = tool["clip"]
-            clip = parse_clip(raw if isinstance(raw, str) else f"{raw[0]},{raw[1]}")
-        policies = opt("guard_policy") or tool.get("policy") or ()
-        report = opt("guard_report") or tool.get("report")
+        tool, where = _tool_guard(self.config.rootpath)
         try:
+            spec = options_from_table(tool, where)
+            report = opt("guard_report") or tool.get("report")
+            if report is not None and not isinstance(report, str):
+                raise ConfigError(f"{where}: 'report' must be a folder name, got {report!r}")
             return GuardSettings(
                 profile=opt("guard_profile") or tool.get("profile", "quick"),
-                seed=opt("guard_seed") if opt("guard_seed") is not None else int(tool.get("seed", 0)),
-                policies=(policies,) if isinstance(policies, str) else tuple(policies),
-                fail_on=opt("guard_fail_on") or tool.get("fail_on", "high"),
+                seed=opt("guard_seed") if opt("guard_seed") is not None else (spec.seed or 0),
+                policies=tuple(opt("guard_policy") or spec.policy or ()),
+                fail_on=opt("guard_fail_on") or spec.fail_on or "high",
                 strictness=opt("guard_strictness") or tool.get("strictness", "interval"),
-                clip=clip,
+                clip="undeclared" if spec.clip is None else parse_clip(spec.clip),
                 thresholds=dict(tool.get("thresholds", {})),
                 report_dir=None if report is None else Path(report),
             )
@@ -125,13 +131,19 @@ class GuardSession:
         return docs
 
     def failing(self, doc: dict[str, Any]) -> list[str]:
-        from guard import SEVERITY_ORDER
+        """The controls that fail this audit's gate at the session's --guard-fail-on."""
+        if not doc.get("findings"):
+            return []
+        from guard.policies import gating_findings
+        from guard.serialization import finding_from_dict
 
-        level = SEVERITY_ORDER.index(self.settings.fail_on)
-        return sorted(
-            f["control"] for f in doc.get("findings", [])
-            if f["status"] in ("fail", "error") and SEVERITY_ORDER.index(f["severity"]) >= level
-        )
+        findings = [finding_from_dict(f) for f in doc["findings"]]
+        return sorted(f.control for f in gating_findings(findings, self.settings.fail_on))
+
+    @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Check the settings before any test runs: a bad [tool.guard] is a usage error."""
+        _ = self.settings
 
     # -- the marker ---------------------------------------------------------------------
 

@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from guard import SEVERITY_ORDER
 from guard.errors import ConfigError
 from guard.evidence import AuditResult, Finding
 
 Strictness = Literal["interval", "point", "conservative"]
 STRICTNESS: tuple[str, ...] = ("interval", "point", "conservative")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # quick: CI-friendly defaults; thorough: more samples and steps, every white-box attack
@@ -53,8 +53,8 @@ class GuardSettings:
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
-        if self.fail_on not in SEVERITIES:
-            raise ConfigError(f"fail_on must be one of {', '.join(SEVERITIES)}, got {self.fail_on!r}")
+        if self.fail_on not in SEVERITY_ORDER:
+            raise ConfigError(f"fail_on must be one of {', '.join(SEVERITY_ORDER)}, got {self.fail_on!r}")
         if self.strictness not in STRICTNESS:
             raise ConfigError(
                 f"strictness must be one of {', '.join(STRICTNESS)}, got {self.strictness!r}"
@@ -144,15 +144,11 @@ class GuardResult:
         from guard import policies
 
         level = fail_on or self.settings.fail_on
-        if level not in SEVERITIES:
-            raise ConfigError(f"fail_on must be one of {', '.join(SEVERITIES)}, got {level!r}")
-        findings = self.apply_policy(pack)
-        if policies.exit_code_for(findings, level) == 0:
+        if level not in SEVERITY_ORDER:
+            raise ConfigError(f"fail_on must be one of {', '.join(SEVERITY_ORDER)}, got {level!r}")
+        failing = policies.gating_findings(self.apply_policy(pack), level)
+        if not failing:
             return
-        failing = [
-            f for f in findings
-            if f.status in ("fail", "error") and SEVERITIES.index(f.severity) >= SEVERITIES.index(level)
-        ]
         lines = [f"{self.name} fails policy {pack!r} at --fail-on {level}:"]
         for f in failing:
             refs = "; ".join(

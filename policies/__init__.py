@@ -16,7 +16,14 @@ Typical use::
 from guard.policies.baseline import Baseline, load_baseline
 from guard.policies.catalogue import Catalogue, EvidenceSpec, Framework, load_catalogue
 from guard.policies.controls import Control
-from guard.policies.engine import controls_of, counts_against, evaluate, exit_code_for, resolve_packs
+from guard.policies.engine import (
+    controls_of,
+    counts_against,
+    evaluate,
+    exit_code_for,
+    gating_findings,
+    resolve_packs,
+)
 from guard.policies.judge import ERROR, FAIL, NOT_ASSESSED, PASS, STATUSES, WAIVED
 from guard.policies.packs import Pack, available_packs, load_pack
 from guard.policies.source import PolicyError, Problem
@@ -27,7 +34,7 @@ __all__ = [
     "ERROR", "FAIL", "NOT_ASSESSED", "PASS", "STATUSES", "WAIVED",
     "Baseline", "Catalogue", "Control", "EvidenceSpec", "Framework", "Pack", "PolicyError",
     "Problem", "ThresholdOverrides", "Waiver",
-    "available_packs", "controls_of", "counts_against", "evaluate", "exit_code_for",
+    "available_packs", "controls_of", "counts_against", "evaluate", "exit_code_for", "gating_findings",
     "load_baseline", "load_catalogue", "load_pack", "load_thresholds", "load_waivers",
     "resolve_packs",
 ]

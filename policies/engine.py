@@ -158,12 +158,19 @@ def exit_code_for(findings: Iterable[Finding], fail_on: str) -> int:
 
     ``fail_on`` is a severity (info, low, medium, high, critical) or ``none`` (never fail).
     """
+    return int(bool(gating_findings(findings, fail_on)))
+
+
+def gating_findings(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
+    """The findings that fail the gate at ``fail_on``, most severe first: what
+    :func:`exit_code_for` decides on, for messages and tables that must list them."""
     if fail_on == FAIL_ON_NEVER:
-        return 0
+        return []
     if fail_on not in SEVERITY_ORDER:
         raise ConfigError(f"fail-on must be one of {', '.join(SEVERITY_ORDER)} or none, got {fail_on!r}")
     floor = SEVERITY_ORDER.index(fail_on)
-    return int(any(counts_against(f) and _rank(f.severity) >= floor for f in findings))
+    gating = [f for f in findings if counts_against(f) and _rank(f.severity) >= floor]
+    return sorted(gating, key=lambda f: -_rank(f.severity))
 
 
 def _rank(severity: str) -> int:
@@ -172,4 +179,4 @@ def _rank(severity: str) -> int:
 
 
 __all__ = ["ERROR", "FAIL", "PASS", "WAIVED", "available_packs", "controls_of", "counts_against",
-           "evaluate", "exit_code_for", "resolve_packs"]
+           "evaluate", "exit_code_for", "gating_findings", "resolve_packs"]

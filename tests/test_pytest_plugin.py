@@ -243,3 +243,16 @@ def test_guard_policy_option_judges_every_audit(repo: pytest.Pytester) -> None:
     out.stdout.fnmatch_lines(["test_plain:  clean *failing: GRD-EVA-01*"])
     doc = json.loads((repo.path / "rep" / "report.json").read_text())
     assert any(f["control"] == "GRD-EVA-01" and f["status"] == "fail" for f in doc["findings"])
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [("clip = 5", "'clip' must be"), ("sede = 3", "unknown key 'sede'"),
+     ('fail_on = "urgent"', "fail_on must be one of"), ("report = 3", "'report' must be a folder")],
+)
+def test_bad_tool_guard_table_is_usage_error(pytester: pytest.Pytester, table: str, message: str) -> None:
+    pytester.makepyprojecttoml(f"[tool.guard]\n{table}\n")
+    pytester.makepyfile("def test_x(guard_config):\n    pass\n")
+    out = pytester.runpytest()
+    assert out.ret == pytest.ExitCode.USAGE_ERROR
+    out.stderr.fnmatch_lines([f"*{message}*"])

@@ -101,9 +101,9 @@ def print_summary(results: list[AuditResult]) -> None:
 def print_findings(results: list[AuditResult], fail_on: str) -> None:
     """Counts by status, then every finding that is not a pass, worst first."""
     from guard import SEVERITY_ORDER
+    from guard.policies import gating_findings
 
     console = Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
-    threshold = SEVERITY_ORDER.index(fail_on) if fail_on in SEVERITY_ORDER else len(SEVERITY_ORDER)
     for result in results:
         name = result.target.get("name", "?")
         counts: dict[str, int] = {}
@@ -113,16 +113,12 @@ def print_findings(results: list[AuditResult], fail_on: str) -> None:
         table = Table(title=f"{name}: findings ({summary})", title_justify="left")
         for col in ("control", "severity", "status", "title", "fails the run"):
             table.add_column(col)
+        gating = {id(f) for f in gating_findings(result.findings, fail_on)}
         shown = sorted(
             (f for f in result.findings if f.status != "pass"),
             key=lambda f: (-SEVERITY_ORDER.index(f.severity), f.control),
         )
         for f in shown:
-            counts_against = (
-                f.status in ("fail", "error")
-                and SEVERITY_ORDER.index(f.severity) >= threshold
-                and getattr(f, "baseline", None) != "known"
-            )
             table.add_row(f.control, f.severity, f.status.replace("_", " "), f.title,
-                          "yes" if counts_against else "-")
+                          "yes" if id(f) in gating else "-")
         console.print(table)
