@@ -162,6 +162,6 @@ def _run_batch(
             ta = None if ta is None else ta[keep]
         xa = nxt.detach()
     # samples never fooled (all still active) keep their last iterate, as a plain loop returns
-    last = ~fooled[active]
-    out[active[last]] = xa.detach()[last]
+    unfooled = ~fooled[active]
+    out[active[unfooled]] = xa.detach()[unfooled]
     return out.numpy(), fooled.numpy(), zero_grad.numpy(), evals
