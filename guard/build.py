@@ -58,8 +58,9 @@ def build_target(
 ) -> Target:
     """Load a model file and a data file safely and check that they fit each other.
 
-    ``model_bytes`` is the model's content already in memory (decrypted from
-    ``model_path``, say ``model.pt.enc``); it is loaded as the file named without ``.enc``.
+    ``model_bytes`` is the model's content already in memory (read and scanned once, or
+    decrypted from ``model_path``, say ``model.pt.enc``, then loaded as the file named
+    without ``.enc``).
     """
     clip_range = _checked_clip(clip)
     model_path = Path(model_path)

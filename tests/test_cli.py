@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -102,6 +103,8 @@ def test_user_torch_model(kind: str, cnn_files: dict[str, Path], tmp_path: Path)
     assert code == 0, out
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["target"]["framework"] == "torch"
+    digest = hashlib.sha256(cnn_files[kind].read_bytes()).hexdigest()
+    assert doc["target"]["digests"]["model"] == f"sha256:{digest}"
     assert {e["probe"] for e in doc["evidence"]} == {
         "supply_chain.encryption", "supply_chain.scan", "evasion.fgsm", "evasion.pgd", "evasion.apgd"}
 

@@ -16,14 +16,20 @@ from guard.errors import ConfigError, IntegrityFailure
 from guard.evidence import Evidence
 
 
-def prepare_model(path: Path, opts: AuditOptions) -> tuple[bytes | None, list[Evidence]]:
-    """(decrypted content or None, the evidence gathered) for the model at ``path``."""
+def prepare_model(path: Path, opts: AuditOptions) -> tuple[bytes, list[Evidence]]:
+    """(the model's content, the evidence gathered) for the model at ``path``.
+
+    The file is read once: the bytes the scan passed are the bytes that get loaded and hashed.
+    """
+    from guard.models.loading import read_model_file
+
     evidence: list[Evidence] = []
     signed = _verify(path, opts)
     if signed is not None:
         evidence.append(signed)
-    content, encryption = _decrypt(path, opts)
+    decrypted, encryption = _decrypt(path, opts)
     evidence.append(encryption)
+    content = decrypted if decrypted is not None else read_model_file(path)
     evidence.append(scan_before_load(path, content, bool(opts.unsafe_allow_pickle)))
     return content, evidence
 
@@ -66,7 +72,7 @@ def _decrypt(path: Path, opts: AuditOptions) -> tuple[bytes | None, Evidence]:
     return content, encryption_evidence(path, decrypted=True, duration_s=time.perf_counter() - start)
 
 
-def scan_before_load(path: Path, content: bytes | None, allow_pickle: bool) -> Evidence:
+def scan_before_load(path: Path, content: bytes, allow_pickle: bool) -> Evidence:
     """The static scan of the model (file or decrypted bytes); refuses critical and high.
 
     With ``allow_pickle`` a pickle the scan passes may load; one it could not finish may not.

@@ -84,7 +84,7 @@ def load_model(
     """
     path = Path(path)
     if data is None:
-        data = _read(path)
+        data = read_model_file(path)
     elif not data:
         raise ModelLoadError(f"{path}: model is empty")
     kind = _detect(path, data)
@@ -101,7 +101,8 @@ def load_model(
     return _classify(path, _load_pickle(path, data, kind, unsafe_allow_pickle), kind)
 
 
-def _read(path: Path) -> bytes:
+def read_model_file(path: Path) -> bytes:
+    """A model file's bytes, read once, with a one-line error for a missing, unreadable or empty file."""
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
