@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from guard.target import Target
+from guard.config import AuditOptions
 
 DEMO_SEED = 0
 DIGITS_CLIP = (0.0, 1.0)
@@ -139,13 +139,13 @@ def ensure_demo_files(cache: Path | None = None) -> dict[str, Path]:
     return paths
 
 
-def demo_targets(cache: Path | None = None) -> list[Target]:
-    """The two demo targets, loaded through the same safe loaders as a user's files."""
-    from guard.build import build_target
-
+def demo_options(cache: Path | None = None) -> list[AuditOptions]:
+    """The two demo targets as ``guard audit`` options: they go through exactly the checks
+    and safe loaders a user's files go through."""
     paths = ensure_demo_files(cache)
+    clip = f"{DIGITS_CLIP[0]},{DIGITS_CLIP[1]}"
     return [
-        build_target(paths["cnn"], paths["data_image"], arch="guard.demo:DigitsCNN",
-                     clip=DIGITS_CLIP, name="digits-cnn"),
-        build_target(paths["svc"], paths["data_flat"], clip=DIGITS_CLIP, name="digits-svc"),
+        AuditOptions(model=str(paths["cnn"]), data=str(paths["data_image"]),
+                     arch="guard.demo:DigitsCNN", clip=clip, name="digits-cnn"),
+        AuditOptions(model=str(paths["svc"]), data=str(paths["data_flat"]), clip=clip, name="digits-svc"),
     ]

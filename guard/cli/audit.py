@@ -78,6 +78,7 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, **fl
     """Attack a model's robustness, judge it against policy packs, write the reports."""
     from guard.audit import AuditPlan, run_audit
     from guard.cli.output import print_findings, print_summary, progress_reporter
+    from guard.demo import demo_options
     from guard.reports import check_formats, write_reports
 
     opts, spec = _options(flags, config_path)
@@ -89,7 +90,7 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, **fl
         probe_settings=_probe_settings(opts),
         seed=opts.seed if opts.seed is not None else 0,
     )
-    prepared = _demo_targets() if demo else [_user_target(opts)]
+    prepared = [_user_target(d) for d in demo_options()] if demo else [_user_target(opts)]
     results: list[AuditResult] = []
     for target, before in prepared:
         with progress_reporter(target.name, show_progress) as progress:
@@ -176,11 +177,3 @@ def _user_target(opts: AuditOptions) -> tuple[Any, list[Evidence]]:
         model_bytes=content,
     )
     return target, evidence
-
-
-def _demo_targets() -> list[tuple[Any, list[Evidence]]]:
-    """The demo models, with the same file checks (encryption, scan) as a user's."""
-    from guard.cli.supply_chain import prepare_model
-    from guard.demo import demo_targets
-
-    return [(t, prepare_model(Path(str(t.artifact)), AuditOptions())[1]) for t in demo_targets()]
