@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from guard.attacks.evasion.art_adapter import torch_classifier
 from guard.attacks.evasion.base import AttackOutcome, EvasionProbe
+from guard.attacks.evasion.engine import StepRule, project
 from guard.probes import RunContext, register
 from guard.target import Capability, Target
 
@@ -46,24 +48,10 @@ class APGD(EvasionProbe):
             verbose=False,
         )
         x_adv = attack.generate(x=x, y=np.eye(target.model.n_classes)[y]).astype(np.float32)
-        return AttackOutcome(x_adv=_project(x_adv, x, eps, s.norm, target.input_spec.clip))
+        # ART's float32 round-off can leave a hair outside the ball: project as Guard's PGD does
+        ball = StepRule(eps=eps, norm="inf" if s.norm == "inf" else "2", steps=1, step_size=eps,
+                        clip=target.input_spec.clip)
+        return AttackOutcome(x_adv=project(torch.as_tensor(x_adv), torch.as_tensor(x), ball).numpy())
 
     def _params(self, eps: float) -> dict[str, Any]:
         return {"steps": self.settings.steps, "restarts": 1, "loss": "cross_entropy"}
-
-
-def _project(x_adv: np.ndarray, x: np.ndarray, eps: float, norm: str, clip: Any) -> np.ndarray:
-    """Remove float32 round-off that can put ART's output a hair outside the ball."""
-    delta = x_adv - x
-    if norm == "inf":
-        delta = np.clip(delta, -eps, eps)
-    else:
-        flat = delta.reshape(len(delta), -1)
-        norms = np.linalg.norm(flat, axis=1)
-        scale = np.minimum(1.0, eps / np.maximum(norms, 1e-12))
-        delta = (flat * scale[:, None]).reshape(delta.shape)
-    out = x + delta
-    if clip is not None:
-        out = np.clip(out, clip[0], clip[1])
-    projected: np.ndarray = out.astype(np.float32)
-    return projected
