@@ -244,20 +244,18 @@ def _report_formats() -> list[str]:
 
 
 def _summary_line(doc: dict[str, Any], failing: list[str]) -> str:
-    def fmt(m: dict[str, Any]) -> str:
-        ci = m.get("ci95") or [m["value"], m["value"]]
-        return f"{m['value']:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]"
+    from guard.stats import format_rate
 
     evasion = [e for e in doc["evidence"] if "robust_accuracy" in e["metrics"]]
     parts = [f"{doc['target']['name']}:"]
     if evasion:
-        parts.append(f"clean {fmt(evasion[0]['metrics']['clean_accuracy'])}")
+        parts.append(f"clean {format_rate(evasion[0]['metrics']['clean_accuracy'])}")
         worst: dict[float, dict[str, Any]] = {}
         for e in evasion:
             eps = float(e["params"]["eps"])
             if eps not in worst or e["metrics"]["robust_accuracy"]["value"] < worst[eps]["value"]:
                 worst[eps] = e["metrics"]["robust_accuracy"]
-        parts += [f"robust@{eps:g} {fmt(m)}" for eps, m in sorted(worst.items())]
+        parts += [f"robust@{eps:g} {format_rate(m)}" for eps, m in sorted(worst.items())]
         parts.append(f"n={evasion[0]['metrics']['clean_accuracy']['n']}")
     parts.append(f"failing: {', '.join(failing)}" if failing else "failing: none")
     return "  ".join(parts)

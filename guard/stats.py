@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +58,14 @@ class Metric:
             n=None if data.get("n") is None else int(data["n"]),
             ci95=None if ci is None else (float(ci[0]), float(ci[1])),
         )
+
+
+def format_rate(metric: Mapping[str, Any] | None) -> str:
+    """A proportion from report.json as ``41.0% [36.8%, 45.4%]`` (the interval when it has one)."""
+    if not metric:
+        return "-"
+    value = float(metric["value"])
+    ci = metric.get("ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return f"{value:.1%} [{float(ci[0]):.1%}, {float(ci[1]):.1%}]"
+    return f"{value:.1%}"

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from guard.evidence import AuditResult
 from guard.probes import ProgressFn
+from guard.stats import format_rate
 
 
 def interactive(stream: object = None) -> bool:
@@ -56,16 +57,6 @@ def progress_reporter(target_name: str, enabled: bool | None = None) -> Iterator
         yield fancy_fn
 
 
-def _fmt(metric: dict[str, object] | None) -> str:
-    if not metric:
-        return "-"
-    value = float(metric["value"])  # type: ignore[arg-type]
-    ci = metric.get("ci95")
-    if isinstance(ci, list):
-        return f"{value:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]"
-    return f"{value:.1%}"
-
-
 def summary_table(result: AuditResult) -> Table:
     doc = result.to_dict()
     target = doc["target"]
@@ -84,8 +75,8 @@ def summary_table(result: AuditResult) -> Table:
             e["probe"].removeprefix("evasion."),
             "L" + str(e["params"].get("norm")),
             f"{e['params'].get('eps'):g}",
-            _fmt(m.get("clean_accuracy")),
-            _fmt(m.get("robust_accuracy")),
+            format_rate(m.get("clean_accuracy")),
+            format_rate(m.get("robust_accuracy")),
             str(m.get("robust_accuracy", {}).get("n", "-")),
             flags,
         )
