@@ -10,28 +10,46 @@ counted against one budget per file, so a zip bomb ends as a ``resource-limit`` 
 from __future__ import annotations
 
 import ast
-import bz2
 import io
 import lzma
 import re
 import tarfile
+import warnings
 import zlib
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
+from guard.defenses.scan.compression import ZIP_METHODS, codec, decompressor
 from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
-from guard.defenses.scan.opcodes import PICKLE_START
+from guard.defenses.scan.opcodes import KIND
 from guard.defenses.scan.results import Severity
 from guard.defenses.scan.rules import IMPORT_RULES
+from guard.defenses.scan.sniff import is_safetensors, is_tar
 from guard.defenses.scan.walker import PickleWalker
 from guard.defenses.scan.ziparchive import ZipEntry, has_central_directory, list_zip
 
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".dat", ".data", ".pt", ".pth", ".bin",
-                   ".ckpt", ".p", ".sav", ".npy")
-"""Names worth opening inside an archive, whatever their first bytes."""
-SURE_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".p")
-"""Names that make a stream a pickle even without a protocol header (other names also fit text,
-IDL ``.sav`` files or raw data, so a protocol 0 stream under them is only tried)."""
+SURE_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".p", ".debug_pkl")
+"""Names that make a stream a pickle even without a protocol header: one that does not parse
+is reported (other names also fit text, IDL ``.sav`` files or raw data)."""
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl.gz")
+"""Names ``torch.load`` is given: a stream under them is unpickled, but may be raw data too."""
+
+
+class Level(IntEnum):
+    """How sure the scanner is that bytes are a pickle some loader will run.
+
+    ``TRIAL``: only might be (a tensor storage-like entry, a bytes value): a walk that reaches
+    ``STOP`` proves it is, and then every finding counts; one that fails keeps only the high
+    and critical imports it met, since random bytes never spell ``os.system`` between newlines.
+    ``NAMED``: a name ``torch.load`` is given (``.pt``, ``.bin``): every import counts, but a
+    stream that does not parse may be raw data, so that is not reported. ``CERTAIN``: a
+    protocol header or a pickle's name: a stream that does not parse is reported too.
+    """
+
+    TRIAL = 0
+    NAMED = 1
+    CERTAIN = 2
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 _MAX_TAR_MEMBERS = 100_000
 _SIMPLE_DESCR = re.compile(
@@ -40,8 +58,8 @@ _COMPRESSED_SUFFIX = re.compile(r"\.(gz|gzip|bz2|xz|lzma|z|zlib)$", re.IGNORECAS
 _ANY_DESCR = re.compile(r"'descr':\s*'([^'\\]*)'")
 _OBJECT_DTYPE = re.compile(r"^[<>|=]?O\d*$")
 _SEVERITY = {
-    "zip-corrupt": Severity.HIGH, "zip-duplicate-name": Severity.HIGH,
-    "zip-header-mismatch": Severity.HIGH, "zip-odd-flags": Severity.MEDIUM,
+    "zip-corrupt": Severity.MEDIUM, "zip-duplicate-name": Severity.MEDIUM,
+    "zip-header-mismatch": Severity.MEDIUM, "zip-odd-flags": Severity.MEDIUM,
     "zip-hidden-entry": Severity.MEDIUM, "polyglot-file": Severity.MEDIUM,
 }
 
@@ -54,6 +72,17 @@ def named_pickle(name: str) -> bool:
     """
     lower = name.lower()
     return lower.endswith(SURE_PICKLE_SUFFIXES) or lower.rsplit("/", 1)[-1] in ("pickle", "sys_info")
+
+
+def pickle_level(head: bytes, hint: str, trial: bool) -> Level:
+    """How certain a stream starting with ``head`` named ``hint`` is to be a pickle."""
+    if trial:
+        return Level.TRIAL
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
+        return Level.CERTAIN
+    if named_pickle(hint):
+        return Level.CERTAIN
+    return Level.NAMED if hint.lower().endswith(TORCH_SUFFIXES) else Level.TRIAL
 
 
 def join(member: str, part: str) -> str:
@@ -72,7 +101,11 @@ class FileScanner:
 
     def scan(self, data: Any, start: int, end: int, member: str, depth: int, hint: str,
              trial: bool = False) -> str:
-        """Scan ``data[start:end]``; ``trial`` for bytes that only might be a file (inside a pickle)."""
+        """Scan ``data[start:end]``; ``trial`` for bytes that only might be a file (inside a pickle).
+
+        Containers are told by structure that is validated in full; anything else is read as
+        ``pickle.load`` would read it: from its first byte, whatever that byte is.
+        """
         if depth > self.limits.max_depth:
             raise LimitReached(f"containers nested deeper than {self.limits.max_depth}")
         if end <= start:
@@ -82,60 +115,62 @@ class FileScanner:
             return self._zip(data, start, end, member, depth)
         if head.startswith(b"\x93NUMPY"):
             return self._npy(data, start, end, member, depth)
-        if end - start >= 262 and data[start + 257:start + 262] == b"ustar":
+        if is_tar(data, start, end):
             return self._tar(data, start, end, member, depth)
-        codec = _codec(head)
-        if codec is not None:
-            return self._inflated(codec, data, start, end, member, depth, trial, hint)
-        fmt = "other"
-        if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
-            fmt = self._pickles(data, start, end, member, depth, certain=not trial)
-        elif len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < end - start:
-            fmt = "safetensors"
-        elif head[0] in PICKLE_START:
-            certain = not trial and named_pickle(hint)
-            fmt = self._pickles(data, start, end, member, depth, certain=certain)
+        compression = codec(head)
+        if compression is not None:
+            return self._inflated(compression, data, start, end, member, depth, trial, hint)
+        fmt = "safetensors" if is_safetensors(data, start, end) else "other"
+        if KIND[head[0]] >= 0:
+            level = Level.TRIAL if fmt == "safetensors" else pickle_level(head, hint, trial)
+            walked = self._pickles(data, start, end, member, depth, level=level)
+            if walked != "other" and fmt == "safetensors":
+                self.report(Severity.MEDIUM, "polyglot-file", "a valid safetensors file that is also "
+                            "a pickle: torch.load runs the pickle", 0, member)
+            elif walked != "other":
+                fmt = walked
         if has_central_directory(data, start, end):
             self._zip(data, start, end, member, depth)
         return fmt
 
     # -- pickles -----------------------------------------------------------------------------
-    def _pickles(self, data: Any, start: int, end: int, member: str, depth: int, *, certain: bool,
+    def _pickles(self, data: Any, start: int, end: int, member: str, depth: int, *, level: Level,
                  resync: bool = False) -> str:
-        """Every pickle stream from ``start``: torch's legacy files hold five, joblib's one."""
+        """Every pickle stream from ``start`` (a second ``pickle.load`` reads the next one):
+        torch's legacy files hold five, joblib's one. ``other`` if the bytes are no pickle."""
         pos, streams, fmt = start, 0, "pickle"
         legacy = bytes(data[start:start + len(_TORCH_LEGACY_MAGIC)]) == _TORCH_LEGACY_MAGIC
         while pos < end and streams < self.limits.max_streams:
             scratch = Findings()
             walker = PickleWalker(data, pos, end, budget=self.budget, findings=scratch, member=member,
                                   base=start, joblib=True, on_blob=self._blob_hook(member, depth))
+            first = streams == 0
             try:
                 stop = walker.walk()
             except MalformedPickle as exc:
-                first = streams == 0
-                if first and certain:
+                if first and level is Level.CERTAIN:
                     self.findings.merge(scratch)
                     self.report(Severity.MEDIUM, "malformed-pickle", f"cannot parse: {exc}", exc.offset,
                                 member)
+                elif first and level is Level.NAMED:
+                    self.findings.merge(scratch, rules=IMPORT_RULES)
                 else:
                     self._merge_trial(scratch)
-                if first and not certain and len(scratch) == 0:
+                if first and level is not Level.CERTAIN and len(scratch) == 0:
                     return "other"
                 break
             except LimitReached:
                 self.findings.merge(scratch)
                 raise
-            if certain and (streams == 0 or data[pos] == 0x80):
-                self.findings.merge(scratch)
-            else:
-                self._merge_trial(scratch)
+            self.findings.merge(scratch)  # it reached STOP: a pickle, whatever it started with
             if walker.wrappers:
                 fmt = "joblib"
                 self._as_plain_pickle(data, pos, end, member, depth)
             streams += 1
             pos = stop
-            if pos >= end or data[pos] not in PICKLE_START:
+            if pos >= end or KIND[data[pos]] < 0:
                 break
+            level = Level.TRIAL  # what follows a pickle is another only if it parses as one
         if legacy:
             fmt, resync = "torch-legacy", True
         if resync and pos < end:
@@ -197,8 +232,9 @@ class FileScanner:
         for rule, detail, offset in listing.problems:
             self.report(_SEVERITY.get(rule, Severity.MEDIUM), rule, detail, offset, member)
         names = [e.name for e in listing.entries]
+        storages = _storage_names(names)
         for entry in listing.entries:
-            if entry.data_start >= 0:
+            if entry.data_start >= 0 and entry.name not in storages:
                 self._zip_entry(data, start, entry, member, depth)
         if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
             return "torchscript"
@@ -212,27 +248,40 @@ class FileScanner:
         inner = join(member, entry.name)
         where = entry.header_offset - origin
         lo, hi = entry.data_start, entry.data_start + entry.csize
-        if entry.method == 0:
-            head = bytes(data[lo:min(hi, lo + 16)])
-        elif entry.method in (8, 12):
-            head = _peek(entry.method, data, lo, hi)
-        else:
+        encrypted = bool(entry.flags & 0x0001)
+        # torch ignores the encrypted flag and reads the bytes as they are: so does the scan.
+        method = 0 if encrypted else entry.method
+        if method != 0 and method not in ZIP_METHODS:
             self.report(Severity.MEDIUM, "unsupported-compression", f"{entry.name!r} uses compression "
                         f"method {entry.method}, which Guard cannot inspect", where, member)
             return
-        if not _worth_a_look(head, entry.name):
+        head = bytes(data[lo:min(hi, lo + 16)]) if method == 0 else _peek(ZIP_METHODS[method], data, lo, hi)
+        if not (named_pickle(entry.name) or entry.name.lower().endswith(TORCH_SUFFIXES)
+                or _may_be_file(head)):
             return
-        if entry.method == 0:
+        if method != 0 and head.startswith(b"\x93NUMPY") and not _npy_may_hold_objects(
+                _peek(ZIP_METHODS[method], data, lo, hi, 1 << 16)):
+            return  # a plain array: np.load never unpickles its data, so it need not be inflated
+        if method == 0:
             buf, b_lo, b_hi = data, lo, hi
         else:
-            buf, _ = self._inflate("deflate" if entry.method == 8 else "bz2", data, lo, hi, inner)
+            buf, _ = self._inflate(ZIP_METHODS[method], data, lo, hi, inner)
             b_lo, b_hi = 0, len(buf)
         # An entry known only from its local header may defer its CRC to a data descriptor.
         deferred = entry.source != "central" and entry.flags & 0x0008
-        if not deferred and zlib.crc32(memoryview(buf)[b_lo:b_hi]) != entry.crc:
-            self.report(Severity.HIGH, "zip-crc-mismatch", f"{entry.name!r}: CRC-32 does not match; "
-                        "readers that skip the check load what others refuse", where, member)
-        self.scan(buf, b_lo, b_hi, inner, depth + 1, entry.name, trial=not named_pickle(entry.name))
+        if not (deferred or encrypted) and zlib.crc32(memoryview(buf)[b_lo:b_hi]) != entry.crc:
+            self.report(Severity.MEDIUM, "zip-crc-mismatch", f"{entry.name!r}: CRC-32 does not match; "
+                        "readers that skip the check (torch) load what others refuse", where, member)
+        before = len(self.findings)
+        fmt = self.scan(buf, b_lo, b_hi, inner, depth + 1, entry.name, trial=encrypted)
+        if encrypted:
+            if fmt != "other" or len(self.findings) > before:
+                self.report(Severity.MEDIUM, "zip-odd-flags", f"{entry.name!r} is flagged encrypted, "
+                            "but its bytes are a readable file: torch ignores the flag and loads it",
+                            where, member)
+            else:
+                self.report(Severity.INFO, "zip-encrypted-entry", f"{entry.name!r} is encrypted; its "
+                            "bytes are no pickle or archive a loader would read", where, member)
 
     def _tar(self, data: Any, start: int, end: int, member: str, depth: int) -> str:
         try:
@@ -247,7 +296,7 @@ class FileScanner:
                     base = name.rsplit("/", 1)[-1]
                     if base in ("storages", "tensors"):
                         self._pickles(data, lo, lo + info.size, join(member, name), depth + 1,
-                                      certain=True, resync=True)
+                                      level=Level.CERTAIN, resync=True)
                     else:
                         self.scan(data, lo, min(end, lo + info.size), join(member, name), depth + 1, name,
                                   trial=not named_pickle(name))
@@ -257,51 +306,34 @@ class FileScanner:
 
     def _npy(self, data: Any, start: int, end: int, member: str, depth: int) -> str:
         """``.npy``: an object array's data is a pickle, which ``np.load(allow_pickle=True)`` runs."""
-        major = data[start + 6] if end - start > 6 else 0
-        size_len = 2 if major == 1 else 4
-        hdr_at = start + 8 + size_len
-        if major not in (1, 2, 3) or hdr_at > end:
-            self.report(Severity.MEDIUM, "malformed-archive", "npy header truncated", 0, member)
+        header = npy_header(data, start, end)
+        if isinstance(header, str):
+            self.report(Severity.MEDIUM, "malformed-archive", header, 0, member)
             return "numpy"
-        hdr_len = int.from_bytes(bytes(data[start + 8:hdr_at]), "little")
-        if hdr_at + hdr_len > end or hdr_len > 1 << 20:
-            self.report(Severity.MEDIUM, "malformed-archive", "npy header truncated", 0, member)
-            return "numpy"
-        text = bytes(data[hdr_at:hdr_at + hdr_len]).decode("latin-1")
-        simple = _SIMPLE_DESCR.fullmatch(text)  # numpy's own layout; literal_eval for anything else
-        try:
-            header = {"descr": simple.group(1)} if simple else ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            # Python 2 headers say "(1L, 2L)", which numpy still reads: take the descr alone.
-            found = _ANY_DESCR.search(text)
-            header = {"descr": found.group(1)} if found else None
-        if not isinstance(header, dict) or "descr" not in header:
-            self.report(Severity.MEDIUM, "malformed-archive", "npy header is not a dict with 'descr'", 0,
-                        member)
-            return "numpy"
-        if _holds_objects(header["descr"]):
-            self._pickles(data, hdr_at + hdr_len, end, member, depth + 1, certain=True)
+        descr, data_at = header
+        if _holds_objects(descr):
+            self._pickles(data, data_at, end, member, depth + 1, level=Level.CERTAIN)
         return "numpy"
 
-    def _inflated(self, codec: str, data: Any, start: int, end: int, member: str, depth: int,
+    def _inflated(self, compression: str, data: Any, start: int, end: int, member: str, depth: int,
                   trial: bool, hint: str) -> str:
-        if codec in ("lz4", "7z"):
-            self.report(Severity.MEDIUM, "unsupported-compression", f"{codec} data: Guard cannot "
-                        "look inside", 0, member)
-            return codec
+        if compression == "7z":
+            self.report(Severity.MEDIUM, "unsupported-compression", "7z data: Guard cannot look inside",
+                        0, member)
+            return compression
         lo = start
-        if codec == "zfile":  # joblib < 0.10: "ZF", the length as "0x..." padded to 19, then zlib
-            lo, codec = start + 21, "zlib"
+        if compression == "zfile":  # joblib < 0.10: "ZF", the length as "0x..." padded to 19, then zlib
+            lo, compression = start + 21, "zlib"
             if data[lo:lo + 1] == b" ":  # joblib <= 0.8.4 padded one more
                 lo += 1
-        out, whole = self._inflate(codec, data, lo, end, member, loud=not trial)
+        out, whole = self._inflate(compression, data, lo, end, member, loud=not trial)
         # A stream that inflates whole is real compressed data: its content is taken as a file.
         inner_name = _COMPRESSED_SUFFIX.sub("", hint)  # model.pkl.gz holds model.pkl
-        inner = self.scan(out, 0, len(out), join(member, f"<{codec}>"), depth + 1, inner_name,
+        inner = self.scan(out, 0, len(out), join(member, f"<{compression}>"), depth + 1, inner_name,
                           trial=not whole)
-        return f"{codec}:{inner}"
+        return f"{compression}:{inner}"
 
-    def _inflate(self, codec: str, data: Any, start: int, end: int, member: str,
+    def _inflate(self, compression: str, data: Any, start: int, end: int, member: str,
                  loud: bool = True) -> tuple[bytes, bool]:
         """Decompress with a hard cap on output: a bomb stops at the cap, not at the memory limit.
 
@@ -311,7 +343,7 @@ class FileScanner:
         """
         cap = min(self.limits.max_member_bytes,
                   self.limits.max_inflated_bytes - self.budget.inflated) + 1
-        decompress, finished = _decompressor(codec)
+        decompress, finished = decompressor(compression)
         out = bytearray()
         whole = True
         view = memoryview(data)[start:end] if not isinstance(data, memoryview) else data[start:end]
@@ -321,11 +353,13 @@ class FileScanner:
                 out += decompress(bytes(view[at:at + chunk]), cap - len(out))
                 if len(out) >= cap:
                     break
+            if len(out) < cap and not finished():  # output held back for want of room
+                out += decompress(b"", cap - len(out))
         except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
             whole = False
             if loud:
-                self.report(Severity.MEDIUM, "malformed-archive", f"{codec} data corrupt ({exc})", 0,
-                            member)
+                self.report(Severity.MEDIUM, "malformed-archive", f"{compression} data corrupt ({exc})",
+                            0, member)
         self.budget.charge_inflated(len(out))
         if len(out) >= cap:
             raise LimitReached(f"{member or 'stream'} inflates past {cap - 1} bytes")
@@ -359,70 +393,83 @@ class _Window(io.RawIOBase):
         return n
 
 
-_CODEC_FIRST = frozenset(b"\x1fB\xfd\x5dZx\x047")
-
-
-def _codec(head: bytes) -> str | None:
-    if not head or head[0] not in _CODEC_FIRST:
-        return None
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x5d\x00\x00"):
-        return "lzma"
-    if head.startswith(b"ZF"):
-        return "zfile"
-    if len(head) > 1 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-        return "zlib"
-    if head.startswith(b"\x04\x22\x4d\x18"):
-        return "lz4"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
-    return None
-
-
-def _decompressor(codec: str) -> tuple[Callable[[bytes, int], bytes], Callable[[], bool]]:
-    """(decompress(chunk, max_out), reached_end_of_stream) for one stream."""
-    if codec in ("deflate", "zlib", "gzip"):
-        wbits = {"deflate": -15, "zlib": 15, "gzip": 31}[codec]
-        z = zlib.decompressobj(wbits)
-        return (lambda chunk, room: z.decompress(z.unconsumed_tail + chunk, room)), (lambda: z.eof)
-    if codec == "bz2":
-        b = bz2.BZ2Decompressor()
-        return (lambda chunk, room: b.decompress(chunk, room)), (lambda: b.eof)
-    fmt = lzma.FORMAT_ALONE if codec == "lzma" else lzma.FORMAT_XZ
-    x = lzma.LZMADecompressor(format=fmt)
-    return (lambda chunk, room: x.decompress(chunk, room)), (lambda: x.eof)
-
-
-def _peek(method: int, data: Any, lo: int, hi: int) -> bytes:
+def _peek(compression: str, data: Any, lo: int, hi: int, n: int = 16) -> bytes:
+    """The first ``n`` bytes a compressed zip entry inflates to (fewer if it is corrupt)."""
+    decompress, _ = decompressor(compression)
+    out = b""
     try:
-        if method == 8:
-            return zlib.decompressobj(-15).decompress(bytes(data[lo:min(hi, lo + 4096)]), 16)
-        return bz2.BZ2Decompressor().decompress(bytes(data[lo:min(hi, lo + 65536)]), 16)
-    except (zlib.error, OSError, EOFError, ValueError):
-        return b""
+        for at in range(lo, hi, 1 << 16):
+            out += decompress(bytes(data[at:min(hi, at + (1 << 16))]), n - len(out))
+            if len(out) >= n:
+                break
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
+        pass
+    return out
+
+
+def npy_header(data: Any, start: int, end: int) -> tuple[Any, int] | str:
+    """(descr, offset of the array data) of the ``.npy`` at ``start``, or what is wrong with it."""
+    major = data[start + 6] if end - start > 6 else 0
+    size_len = 2 if major == 1 else 4
+    hdr_at = start + 8 + size_len
+    if major not in (1, 2, 3) or hdr_at > end:
+        return "npy header truncated"
+    hdr_len = int.from_bytes(bytes(data[start + 8:hdr_at]), "little")
+    if hdr_at + hdr_len > end or hdr_len > 1 << 20:
+        return "npy header truncated"
+    text = bytes(data[hdr_at:hdr_at + hdr_len]).decode("latin-1")
+    simple = _SIMPLE_DESCR.fullmatch(text)  # numpy's own layout; literal_eval for anything else
+    try:
+        header = {"descr": simple.group(1)} if simple else ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        # Python 2 headers say "(1L, 2L)", which numpy still reads: take the descr alone.
+        found = _ANY_DESCR.search(text)
+        header = {"descr": found.group(1)} if found else None
+    if not isinstance(header, dict) or "descr" not in header:
+        return "npy header is not a dict with 'descr'"
+    return header["descr"], hdr_at + hdr_len
+
+
+def _npy_may_hold_objects(head: bytes) -> bool:
+    header = npy_header(head, 0, len(head))
+    return isinstance(header, str) or _holds_objects(header[0])
+
+
+def _storage_names(names: list[str]) -> frozenset[str]:
+    """A torch zip's tensor storages (``<root>/data/<n>`` beside ``<root>/data.pkl``): raw bytes
+    that torch copies into tensors and never unpickles, so they are never walked."""
+    roots = {n[: -len("data.pkl")] for n in names if n.endswith("data.pkl")}
+    return frozenset(n for n in names if any(
+        n.startswith(f"{root}data/") and n[len(root) + 5:].isdigit() for root in roots))
 
 
 def _may_be_file(head: bytes) -> bool:
+    """Bytes a loader could read as a file: a pickle opcode first, or a container's magic."""
     return bool(head) and (
-        (head[0] == 0x80 and len(head) > 1 and head[1] <= 5)
-        or head[0] in PICKLE_START
+        KIND[head[0]] >= 0
         or head.startswith((b"PK\x03\x04", b"\x93NUMPY"))
-        or _codec(head) not in (None, "lz4", "7z")
+        or codec(head) not in (None, "7z")
     )
 
 
-def _worth_a_look(head: bytes, name: str) -> bool:
-    return name.lower().endswith(PICKLE_SUFFIXES) or _may_be_file(head)
-
-
 def _holds_objects(descr: Any) -> bool:
+    """Whether ``np.load`` makes an array of this descr hold Python objects (numpy's own reading
+    of the descr: ``'object'`` spelled as a word is an object array too)."""
+    import numpy
+    from numpy.lib.format import descr_to_dtype
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(descr_to_dtype(descr).hasobject)
+    except (TypeError, ValueError, KeyError, IndexError, SyntaxError, RecursionError, MemoryError,
+            OverflowError, AttributeError, numpy.exceptions.DTypePromotionError):
+        return _looks_like_objects(descr)  # numpy refuses it: err on the side of looking inside
+
+
+def _looks_like_objects(descr: Any) -> bool:
     if isinstance(descr, str):
-        return bool(_OBJECT_DTYPE.match(descr))
+        return bool(_OBJECT_DTYPE.match(descr)) or "O" in descr or "object" in descr
     if isinstance(descr, list | tuple):
-        return any(_holds_objects(part) for part in descr)
+        return any(_looks_like_objects(part) for part in descr)
     return False

@@ -1,23 +1,30 @@
-"""How risky is an import a pickle asks for? An allowlist first, a denylist second.
+"""How risky is an import a pickle asks for? An allowlist, then what the callable can do.
 
 Every ``GLOBAL``/``STACK_GLOBAL``/``INST`` makes the unpickler import ``module`` and fetch
 ``name``: the import alone runs the module's top-level code, and the object fetched is what
 ``REDUCE``/``BUILD`` later call. Denylists miss what nobody listed yet (every published
 picklescan bypass is a callable missing from its list), so the order here is:
 
-1. names built to escape any list (dunder attribute paths) are critical;
-2. the allowlist of constructors that real checkpoints need (tensor rebuilds, numpy
-   reconstruction, plain containers) passes with no finding; it names exact callables, so
-   it can carve a builder such as ``torch.jit._pickle`` out of a denied package;
-3. known code execution is critical; network and file access are high;
-4. scikit-learn and torch module classes are low: safe to import, but the file should be saved
-   in a format that cannot carry code (skops, a state dict);
-5. anything else is medium, "untrusted import".
+1. names built to escape any list (dunder attribute paths) are critical; a dotted name
+   (``pathlib.os.system``) is rated as every object it could resolve to, and the worst wins;
+2. the allowlist of what real ML files reference (tensor rebuilds, numpy reconstruction,
+   plain containers, numpy ufuncs) passes with no finding; it names exact callables, so it
+   can carve a builder such as ``torch.jit._pickle`` out of a denied package;
+3. known code execution is critical; network and file access are high; so are the
+   callables that compose other calls;
+4. families close what no list names: any other standard-library or CPython-internal
+   callable is high (``mailcap.findmatch`` runs a shell command, and ML files need none
+   outside the allowlist), any other torch-internal callable is high (``collect_env.run``,
+   ``_import_dotted_name``), test helpers of any package are high, and scipy.stats
+   distributions are high (rebuilding one ``exec``s a template string from the file);
+5. scikit-learn classes and torch module classes are low: safe to import, but the file
+   should be saved in a format that cannot carry code (skops, a state dict);
+6. anything else (third-party and ``__main__`` code) is medium, "untrusted import".
 
 The lists merge picklescan's and modelscan's denylists (so a file either flags, Guard flags
 too) with the loaders and gadgets from the published bypasses. Python 2 names
 (``__builtin__``, ``copy_reg``) are rated under both their old and mapped names, as the
-unpickler maps them for protocols below 3.
+unpickler maps them for protocols below 3. How each callable is rated: docs/scan.md.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import _compat_pickle
 import functools
 import re
+import sys
 from dataclasses import dataclass
 
 from guard.defenses.scan.results import Severity
@@ -73,6 +81,15 @@ CODE_EXECUTION = _table({
     "torch.fx.experimental.symbolic_shapes": "ShapeEnv",
     "torch.utils.data.datapipes.utils.decoder": "basichandlers",
     "keras.models": "load_model", "keras.saving": "*", "tensorflow": "*",
+    "torch._utils": "_import_dotted_name", "torch.fx.graph_module": "_exec_with_source _forward_from_src",
+    "torch.jit.unsupported_tensor_ops": "*", "torch._export.serde": "*", "torch.export": "load",
+    "torch.distributed": "*", "torch.multiprocessing": "*", "torch.utils.data.datapipes": "*",
+    "torch._dynamo": "*", "torch._inductor": "*", "torch.compiler": "*", "torch._C": "*",
+    "numpy.lib.utils": "*", "numpy.lib._utils_impl": "*",
+    "mailcap": "findmatch subst", "cgitb": "*", "turtledemo": "*", "tkinter": "*", "_tkinter": "*",
+    "_thread": "start_new_thread start_new", "_xxsubinterpreters": "*", "_interpreters": "*",
+    "_frozen_importlib": "*", "_frozen_importlib_external": "*", "_imp": "*", "_bootsubprocess": "*",
+    "_sitebuiltins": "*", "ctypes.util": "*",
 })
 
 NETWORK = _table({
@@ -105,7 +122,9 @@ _SAFE = _table({
     "collections": "OrderedDict defaultdict deque Counter ChainMap",
     "_codecs": "encode",
     "datetime": "datetime date time timedelta timezone",
-    "decimal": "Decimal", "fractions": "Fraction",
+    "decimal": "Decimal", "fractions": "Fraction", "uuid": "UUID", "argparse": "Namespace",
+    "types": "SimpleNamespace", "array": "array _array_reconstructor",
+    "pathlib": "Path PosixPath WindowsPath PurePath PurePosixPath PureWindowsPath",
     "numpy": "ndarray dtype matrix", "numpy.ma.core": "_mareconstruct MaskedArray",
     "numpy.matrixlib.defmatrix": "matrix", "numpy.core._internal": "_reconstruct",
     "numpy.core.multiarray": "_reconstruct scalar", "numpy._core.multiarray": "_reconstruct scalar",
@@ -114,7 +133,8 @@ _SAFE = _table({
     "numpy.random.mtrand": "RandomState", "numpy.random._generator": "Generator",
     "numpy.random._mt19937": "MT19937", "numpy.random._pcg64": "PCG64 PCG64DXSM",
     "numpy.random._philox": "Philox", "numpy.random._sfc64": "SFC64",
-    "numpy.random.bit_generator": "SeedSequence",
+    "numpy.random.bit_generator": "SeedSequence SeedlessSeedSequence __pyx_unpickle_SeedSequence "
+                                  "__pyx_unpickle_SeedlessSeedSequence",
     "torch": "Size Tensor device dtype layout memory_format",
     "torch._utils": "_rebuild_tensor _rebuild_tensor_v2 _rebuild_tensor_v3 _rebuild_parameter "
                     "_rebuild_parameter_with_state _rebuild_qtensor _rebuild_sparse_tensor "
@@ -124,6 +144,7 @@ _SAFE = _table({
     "torch.nn.parameter": "Parameter Buffer",
     "torch.serialization": "_get_layout",
     "torch.storage": "TypedStorage UntypedStorage",
+    "torch.torch_version": "TorchVersion",
     "joblib.numpy_pickle": "NumpyArrayWrapper NDArrayWrapper ZNDArrayWrapper",
     "joblib.numpy_pickle_compat": "NDArrayWrapper ZNDArrayWrapper",
 })
@@ -142,10 +163,25 @@ _SAFE_PATTERNS = re.compile(
     r"|scipy\.sparse\.(_\w+\.)?(csr|csc|coo|bsr|dia|dok|lil)_(matrix|array)"
 )
 
-_LOW = (
-    ("sklearn", "sklearn-types", "scikit-learn object: load with skops instead"),
-    ("torch.nn.modules", "torch-module-types", "a whole torch module: save a state_dict instead"),
-)
+# Allowlisted rebuilds that call one of their arguments (by position): torch's
+# ``_rebuild_from_type_v2(func, new_type, args, state)`` returns ``func(*args)``.
+CALLS_ARGUMENT: dict[str, int] = {"torch._tensor._rebuild_from_type_v2": 0}
+
+_STDLIB = frozenset(sys.stdlib_module_names) | {"__builtin__", "copy_reg", "cPickle", "commands",
+                                                "popen2", "urllib2", "httplib", "xmlrpclib"}
+_TEST_PARTS = frozenset({"testing", "_testing", "tests", "test", "conftest", "_pytest", "pytest"})
+_MODULE_CLASSES = ("torch.nn.", "torch.optim.", "torch.ao.nn.", "torch.distributions.")
+
+
+@functools.lru_cache(maxsize=1)
+def _numpy_ufuncs() -> frozenset[str]:
+    """Names of the installed numpy's ufuncs: pure arithmetic, safe to call with any argument
+    (``FunctionTransformer(np.log1p)`` pickles one by name)."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return frozenset()
+    return frozenset(n for n in dir(numpy) if isinstance(getattr(numpy, n, None), numpy.ufunc))
 
 
 def _listed(table: dict[str, frozenset[str]], module: str, name: str) -> bool:
@@ -174,6 +210,15 @@ def _rate_one(module: str, name: str) -> Rating | None:
     safe = _SAFE.get(module)
     if (safe is not None and name in safe) or _SAFE_PATTERNS.fullmatch(full):
         return None
+    if module == "numpy" and name in _numpy_ufuncs():
+        return None
+    listed = _listed_rating(module, name)
+    if listed is not None:
+        return listed
+    return _family_rating(module, name)
+
+
+def _listed_rating(module: str, name: str) -> Rating | None:
     if _listed(CODE_EXECUTION, module, name):
         return Rating(Severity.CRITICAL, "code-execution", "can execute code or load another pickle")
     if _listed(NETWORK, module, name):
@@ -185,15 +230,69 @@ def _rate_one(module: str, name: str) -> Rating | None:
     if _listed(NESTED_LOADERS, module, name):
         return Rating(Severity.MEDIUM, "nested-loader",
                       "unpickles embedded bytes (scanned as a nested stream)")
-    for prefix, rule, reason in _LOW:
-        if module == prefix or module.startswith(prefix + "."):
-            if "." in name:
-                break
-            return Rating(Severity.LOW, rule, reason)
+    return None
+
+
+def _family_rating(module: str, name: str) -> Rating:
+    """What no list names, rated by the family it belongs to."""
+    parts = module.split(".")
+    top = parts[0]
+    if _TEST_PARTS.intersection(parts):
+        return Rating(Severity.HIGH, "test-helper",
+                      "a test helper: test utilities run subprocesses and code strings")
+    if top in _STDLIB:
+        return Rating(Severity.HIGH, "stdlib-callable",
+                      "a standard-library callable outside the allowlist; ML files need none, and "
+                      "several run commands or code")
+    if top == "torch":
+        if module.startswith(_MODULE_CLASSES) and name[:1].isupper() and "." not in name:
+            return Rating(Severity.LOW, "torch-module-types",
+                          "a whole torch module: save a state_dict instead")
+        return Rating(Severity.HIGH, "torch-internal",
+                      "a torch-internal callable outside the allowlist of tensor rebuilds; several "
+                      "run commands or import arbitrary code")
+    if top == "scipy" and len(parts) > 1 and parts[1] == "stats":
+        return Rating(Severity.HIGH, "code-on-rebuild",
+                      "rebuilding a scipy.stats distribution execs a template string stored in the file")
+    if top == "sklearn" and "." not in name and (
+            name[:1].isupper() or name.startswith("__pyx_unpickle_")):
+        if "datasets" in parts:
+            return Rating(Severity.HIGH, "network-access", "scikit-learn dataset helpers read files "
+                          "and download data")
+        return Rating(Severity.LOW, "sklearn-types", "scikit-learn object: load with skops instead")
     if module == "__main__":
         return Rating(Severity.MEDIUM, "untrusted-import",
                       "defined in the saving script's __main__: runs whatever that code does")
     return Rating(Severity.MEDIUM, "untrusted-import", "outside the allowlist of safe constructors")
+
+
+def _resolutions(module: str, name: str) -> list[tuple[str, str]]:
+    """Every (module, name) a dotted ``name`` may resolve to: ``pathlib.os.system`` reaches
+    ``os.system`` through the module attribute ``pathlib.os``, so each prefix of the name may
+    itself be a module (of ``module``'s package, or one it imported under that name)."""
+    parts = name.split(".")
+    found = [(module, name)]
+    for i in range(1, len(parts)):
+        head, tail = ".".join(parts[:i]), ".".join(parts[i:])
+        found.append((f"{module}.{head}", tail))
+        for j in range(i):
+            found.append((".".join(parts[j:i]), tail))
+            found.append((".".join(p.lstrip("_") for p in parts[j:i]), tail))  # tempfile._os is os
+    return found
+
+
+def _rate_dotted(module: str, name: str) -> Rating | None:
+    if "." not in name or _is_dunder_path(name):
+        return _rate_one(module, name)
+    worst: Rating | None = None
+    for mod, tail in _resolutions(module, name):
+        rating = _rate_one(mod, tail)
+        if rating is not None and (worst is None or rating.severity > worst.severity):
+            worst = rating
+    if worst is None or worst.severity < Severity.MEDIUM:
+        return Rating(Severity.MEDIUM, "untrusted-import",
+                      "a dotted name resolved through attributes, outside the allowlist")
+    return Rating(worst.severity, worst.rule, f"{worst.reason}, reached through a dotted name")
 
 
 def _py3_names(module: str, name: str) -> tuple[str, str]:
@@ -212,11 +311,11 @@ def rate_import(module: str, name: str) -> Rating | None:
     """
     mapped = _py3_names(module, name)
     if mapped == (module, name):
-        return _rate_one(module, name)
-    raw = _rate_one(module, name)
-    if raw is not None and raw.rule == "untrusted-import":
+        return _rate_dotted(module, name)
+    raw = _rate_dotted(module, name)
+    if raw is not None and raw.rule in ("untrusted-import", "stdlib-callable"):
         raw = None
-    new = _rate_one(*mapped)
+    new = _rate_dotted(*mapped)
     if raw is None or (new is not None and new.severity > raw.severity):
         return new
     return raw
@@ -224,7 +323,8 @@ def rate_import(module: str, name: str) -> Rating | None:
 
 IMPORT_RULES = frozenset({"code-execution", "attribute-traversal", "network-access", "file-access",
                           "call-gadget", "nested-loader", "untrusted-import", "sklearn-types",
-                          "torch-module-types"})
+                          "torch-module-types", "stdlib-callable", "torch-internal", "test-helper",
+                          "code-on-rebuild", "call-through"})
 """Rules an import's rating gives (as opposed to stream structure or container anomalies)."""
 
 RULE_HELP: dict[str, str] = {
@@ -241,6 +341,17 @@ RULE_HELP: dict[str, str] = {
     "indirect-call": "REDUCE/NEWOBJ calls a value computed at load time rather than an import: "
                      "the hallmark of a getattr chain.",
     "nested-loader": "Unpickles bytes embedded in the file; those bytes are scanned as well.",
+    "stdlib-callable": "Imports a standard-library or CPython-internal callable outside the allowlist. "
+                       "ML files need none beyond plain containers, and many (mailcap.findmatch, "
+                       "timeit, cProfile, ...) run commands or code.",
+    "torch-internal": "Imports a torch-internal callable outside the allowlist of tensor and storage "
+                      "rebuilds; several import arbitrary names or run commands.",
+    "test-helper": "Imports a test helper (a testing/tests module): such helpers run subprocesses and "
+                   "code strings.",
+    "code-on-rebuild": "Rebuilding this object runs code taken from the file (a scipy.stats "
+                       "distribution execs a template string).",
+    "call-through": "An allowlisted rebuild function is handed a callable outside the allowlist, "
+                    "which it calls: the rebuild launders the call.",
     "extension-code": "Imports through the copyreg extension registry: whatever the loading process "
                       "registered runs.",
     "untrusted-import": "Imports something outside the allowlist of safe constructors: it runs that "

@@ -9,6 +9,8 @@ than its opcodes.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Any
 
 
@@ -89,14 +91,21 @@ class Mapping:
 
 
 class Dtype:
-    """A numpy dtype rebuilt by ``numpy.dtype(code, ...)``: enough to size joblib's raw arrays."""
+    """A numpy dtype rebuilt by ``numpy.dtype(code, ...)``: enough to size joblib's raw arrays.
+
+    The code is read the way numpy reads it (``'object'`` spelled as a word holds objects just
+    like ``'O8'``); a code numpy refuses is sized as unknown.
+    """
 
     __slots__ = ("code", "elsize", "hasobject")
 
     def __init__(self, code: str) -> None:
         self.code = code
         self.elsize = -1
-        self.hasobject = code.startswith("O")
+        known = _numpy_dtype(code)
+        self.hasobject = code.startswith("O") if known is None else known[1]
+        if known is not None and known[0] > 0:
+            self.elsize = known[0]
 
     def itemsize(self) -> int | None:
         if self.elsize > 0:
@@ -107,6 +116,22 @@ class Dtype:
         if not digits.isdigit():
             return None
         return int(digits) * (4 if kind == "U" else 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _numpy_dtype(code: str) -> tuple[int, bool] | None:
+    """(itemsize, hasobject) of ``numpy.dtype(code)``, or None if numpy refuses the code."""
+    if len(code) > 64:
+        return None
+    import numpy
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dt = numpy.dtype(code)
+    except (TypeError, ValueError, KeyError, SyntaxError, OverflowError, MemoryError):
+        return None
+    return int(dt.itemsize), bool(dt.hasobject)
 
 
 def brief(value: Any, budget: int = 120) -> str:

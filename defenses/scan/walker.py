@@ -24,7 +24,7 @@ from guard.defenses.scan import joblib_arrays
 from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
 from guard.defenses.scan.opcodes import DISPATCH, I32, KIND, NONE, U16, U32, read_argument
 from guard.defenses.scan.results import Severity
-from guard.defenses.scan.rules import rate_import
+from guard.defenses.scan.rules import CALLS_ARGUMENT, rate_import
 from guard.defenses.scan.values import OPAQUE, Call, Dtype, Global, LongText, Mapping, Seq, Token, brief
 
 __all__ = ["BlobHook", "PickleWalker"]
@@ -38,6 +38,18 @@ _CHECK_EVERY = 1 << 16
 _RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copy_reg._reconstructor"})
 _DTYPE = frozenset({"numpy.dtype"})
 UNKNOWN = Token("unknown")
+
+
+def _untrusted_origin(value: Any, depth: int = 8) -> bool:
+    """True if ``value`` was made by calling something outside the allowlist (so it may be a
+    callable: a ``functools.partial``, an object with ``__call__``); values that only
+    allowlisted constructors made (tensors, containers, numbers) cannot be called."""
+    while isinstance(value, Call) and depth > 0:
+        func = value.func
+        if isinstance(func, Global):
+            return rate_import(func.module, func.name) is not None
+        value, depth = func, depth - 1
+    return isinstance(value, Call) or value is UNKNOWN
 
 
 class PickleWalker:
@@ -83,13 +95,34 @@ class PickleWalker:
                 code = args.items[0]
                 if isinstance(code, str):
                     return Call(func, Dtype(code))
+            through = CALLS_ARGUMENT.get(func.full)
+            if through is not None and isinstance(args, Seq) and len(args.items) > through:
+                self.passed_callable(func, args.items[through], offset)
             if self.findings.awaits_call(func.full, self.member):
                 self.findings.note_call(func.full, self.member, f"called by {op} with {brief(args)}")
         elif func is not UNKNOWN:
-            self.report(Severity.HIGH, "indirect-call", "",
-                         f"{op} calls {brief(func)}, a value computed at load time, not an import",
-                         offset)
+            if _untrusted_origin(func):
+                self.report(Severity.HIGH, "indirect-call", "",
+                            f"{op} calls {brief(func)}, a value computed at load time by code "
+                            "outside the allowlist", offset)
+            else:  # a str, a tensor, a plain container: calling it fails (TypeError) at load
+                self.report(Severity.MEDIUM, "indirect-call", "",
+                            f"{op} calls {brief(func)}, which is not callable: the file is broken "
+                            "or crafted", offset)
         return Call(func, args)
+
+    def passed_callable(self, func: Global, arg: Any, offset: int) -> None:
+        """An allowlisted rebuild that calls its argument must be handed an allowlisted callable."""
+        if isinstance(arg, Global):
+            rating = rate_import(arg.module, arg.name)
+            if rating is None:
+                return
+            severity = max(rating.severity, Severity.HIGH)
+            self.report(severity, "call-through", arg.full,
+                        f"{func.full} calls its argument {arg.full} ({rating.reason})", offset)
+        elif isinstance(arg, Call):
+            self.report(Severity.HIGH, "call-through", "",
+                        f"{func.full} calls {brief(arg)}, a value computed at load time", offset)
 
     # -- stack helpers -----------------------------------------------------------------------
     def pop(self, offset: int) -> Any:
@@ -236,6 +269,8 @@ class PickleWalker:
                 elif op == 0x4E:  # NONE
                     stack.append(None)
                 elif op == 0x2E:  # STOP
+                    if not stack:  # the unpickler pops its result here
+                        raise MalformedPickle("STOP with an empty stack", offset - self.base)
                     self.pos, self.stack = pos, stack
                     self.opcodes += count
                     self.budget.charge_opcodes(count % _CHECK_EVERY)
@@ -252,6 +287,8 @@ class PickleWalker:
             raise MalformedPickle("stack underflow or MARK expected", offset - self.base) from None
         except KeyError as exc:
             raise MalformedPickle(f"memo key {exc} not defined", offset - self.base) from None
+        except UnicodeDecodeError:  # the unpickler stops here too
+            raise MalformedPickle("string argument is not valid UTF-8", offset - self.base) from None
 
     # -- pieces ------------------------------------------------------------------------------
     def fill(self, mapping: Mapping, items: list[Any]) -> None:

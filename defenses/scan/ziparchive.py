@@ -149,10 +149,8 @@ def _locate(data: Any, start: int, end: int, entry: ZipEntry, listing: ZipListin
                                  f"{l_method}), central directory says {entry.name!r} (method "
                                  f"{entry.method})", where))
     odd = entry.flags | l_flags
-    if odd & 0x0001:
-        listing.problems.append(("zip-odd-flags", f"{entry.name!r} is flagged encrypted; torch ignores "
-                                 "the flag, so it is scanned as plain bytes", where))
-    elif odd & ~_KNOWN_FLAGS:
+    entry.flags = odd  # the encrypted bit, from either header, is judged by the entry's content
+    if odd & ~_KNOWN_FLAGS:
         listing.problems.append(("zip-odd-flags", f"{entry.name!r} has unusual flag bits "
                                  f"0x{odd:04x}", where))
     if entry.data_start + entry.csize > end:
