@@ -1,4 +1,6 @@
-"""Atomic writes: nothing a user owns is ever left half-written.
+"""Atomic writes, and reads of input files that cannot block or grow without bound.
+
+Atomic writes: nothing a user owns is ever left half-written.
 
 Write to a temp file in the destination folder (same file system, so the rename is atomic),
 fsync it, rename it over the target, then fsync the folder so the rename itself survives a
@@ -10,6 +12,7 @@ holds either the complete result or whatever it held before. (A SIGKILL can leav
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,5 +63,41 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a folder: nothing Guard reads as a file."""
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The whole content of a regular file, read once.
+
+    The file is opened without blocking (a FIFO would otherwise wait forever for a writer)
+    and checked to be a regular file through the open descriptor, so a file swapped for a
+    FIFO after a check cannot slip through. Raises :class:`NotRegularFile` for anything
+    else, ``OSError`` for an unreadable file, and ``ValueError`` for one over ``limit`` bytes.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+            raise NotRegularFile(f"{path} is {kind}, not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path} is {info.st_size} bytes, over the {limit}-byte limit")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:  # read to the end: a file may grow after fstat
+            chunk = os.read(fd, min(1 << 24, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise ValueError(f"{path} grew past the {limit}-byte limit while it was read")
+        return b"".join(chunks)
     finally:
         os.close(fd)

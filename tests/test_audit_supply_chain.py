@@ -146,3 +146,62 @@ def test_report_of_unknown_schema_is_clear(tmp_path: Path) -> None:
     bad.write_text('{"schema": "guard.audit/99"}')
     code, out = run("report", str(bad), "--out", str(tmp_path))
     assert code == 2 and "guard.audit/99" in out
+
+
+def test_signature_covers_the_bytes_that_load_under_a_concurrent_swap(
+        files: dict[str, Path], tmp_path: Path) -> None:
+    """A thread swaps the signed model for another one (atomic renames) while audits run:
+    an audit either fails verification or loads exactly the signed bytes, never the other."""
+    import hashlib
+    import os
+    import threading
+
+    signed = files["model"].read_bytes()
+    folder = tmp_path / "swap"
+    folder.mkdir()
+    model = folder / "cnn.pt"
+    model.write_bytes(signed)
+    (folder / "model.sig.json").write_bytes(files["manifest"].read_bytes())
+    staged = {True: tmp_path / "signed.pt", False: tmp_path / "other.pt"}
+    staged[True].write_bytes(signed)
+    # another valid state dict of the same network (weights scaled): unsigned, but loads fine
+    torch.save({k: v * 2 for k, v in files_model_state(files).items()}, staged[False])
+    stop = threading.Event()
+
+    def swap() -> None:
+        flip = False
+        while not stop.is_set():
+            tmp = folder / f".swap{int(flip)}"
+            tmp.write_bytes(staged[flip].read_bytes())
+            os.replace(tmp, model)
+            flip = not flip
+
+    args = base(files)
+    args[args.index("--model") + 1] = str(model)
+    worker = threading.Thread(target=swap, daemon=True)
+    worker.start()
+    outcomes = []
+    try:
+        for i in range(40):  # at least 12 audits, and on until both outcomes were seen
+            if i >= 12 and len(set(outcomes)) > 1:
+                break
+            out_dir = tmp_path / f"o{i}"
+            code, out = run(*args, "--verify-with", str(files["signer"]) + ".pub", "--manifest",
+                            str(folder / "model.sig.json"), "--out", str(out_dir))
+            if code == 0:
+                doc = json.loads((out_dir / "report.json").read_text())
+                outcomes.append(doc["target"]["digests"]["model"])
+            else:
+                assert code == 1 and "modified" in out, out
+                outcomes.append("refused")
+    finally:
+        stop.set()
+        worker.join()
+    want = "sha256:" + hashlib.sha256(signed).hexdigest()
+    assert all(o in (want, "refused") for o in outcomes), outcomes
+    assert want in outcomes and "refused" in outcomes, outcomes  # the swap really raced the audits
+
+
+def files_model_state(files: dict[str, Path]) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = torch.load(files["model"], weights_only=True)
+    return state

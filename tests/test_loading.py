@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -339,12 +340,22 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path = tmp_path / "locked.pt"
     path.write_bytes(b"x")
 
-    def deny(self: Path) -> bytes:
+    def deny(path: Path, limit: int) -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    monkeypatch.setattr("guard.fsio.read_regular_file", deny)
     with pytest.raises(ModelLoadError, match="cannot read.*Permission denied"):
         load_model(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_as_model_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    with pytest.raises(ModelLoadError, match="FIFO, device or socket"):
+        load_model(fifo)
+    with pytest.raises(ModelLoadError, match="FIFO, device or socket"):
+        load_model(Path("/dev/zero"))
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".skops", ".pt2"])

@@ -22,6 +22,7 @@ from guard.defenses.crypto.errors import (
 )
 from guard.defenses.crypto.evidence import encryption_evidence, signature_evidence
 from guard.defenses.crypto.files import (
+    decrypt_bytes,
     decrypt_file,
     decrypt_to_bytes,
     encrypt_file,
@@ -54,6 +55,7 @@ from guard.defenses.crypto.stream import FileInfo, decrypt_stream, encrypt_strea
 
 __all__ = [
     "CryptoInputError",
+    "decrypt_bytes",
     "FileCheck",
     "FileInfo",
     "IntegrityError",

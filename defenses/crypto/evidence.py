@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guard.defenses.crypto.files import is_encrypted, read_info
+from guard.defenses.crypto.files import info_of_bytes, is_encrypted, read_info
+from guard.defenses.crypto.header import MAGIC
 from guard.defenses.crypto.signing import VerifyResult
 from guard.evidence import Evidence
 from guard.stats import Metric
@@ -19,17 +20,19 @@ ENCRYPTION_PROBE = "supply_chain.encryption"
 SIGNATURE_PROBE = "supply_chain.signature"
 
 
-def encryption_evidence(model_path: Path, *, decrypted: bool = False, duration_s: float = 0.0) -> Evidence:
+def encryption_evidence(model_path: Path, *, decrypted: bool = False, duration_s: float = 0.0,
+                        content: bytes | None = None) -> Evidence:
     """Whether ``model_path`` is encrypted at rest, with the algorithm and key id from its header.
 
     ``decrypted`` says that this run authenticated the whole file with its key (``guard audit
     --key``); without it the header was only parsed, which proves the format, not the key.
+    ``content``: the file's bytes, already read (the file is then not read again).
     """
     path = Path(model_path)
-    encrypted = is_encrypted(path)
+    encrypted = content.startswith(MAGIC) if content is not None else is_encrypted(path)
     params: dict[str, object] = {"file": path.name, "encrypted_at_rest": encrypted}
     if encrypted:
-        info = read_info(path)
+        info = read_info(path) if content is None else info_of_bytes(content, str(path))
         params |= {
             "algorithm": info.algorithm,
             "format": info.format,

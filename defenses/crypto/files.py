@@ -8,6 +8,7 @@ tampered file never leaves plaintext behind.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -85,11 +86,19 @@ class _Collector:
 
 
 def decrypt_to_bytes(path: Path, key: KeySource) -> bytes:
-    """Decrypt a whole file into memory (for ``guard audit --key``); raise before returning
-    anything if any byte fails authentication."""
+    """Decrypt a whole file into memory; raise before returning anything if any byte fails
+    authentication."""
     sink = _Collector()
     with _reading(Path(path)) as fin:
         decrypt_stream(fin, sink, key, str(path))
+    return b"".join(sink.parts)
+
+
+def decrypt_bytes(data: bytes, key: KeySource, where: str) -> bytes:
+    """Decrypt an encrypted file's content already in memory (``guard audit --key`` reads the
+    file once, so the bytes that were verified are the bytes that get decrypted)."""
+    sink = _Collector()
+    decrypt_stream(io.BytesIO(data), sink, key, where)
     return b"".join(sink.parts)
 
 
@@ -109,6 +118,12 @@ def read_info(path: Path) -> FileInfo:
     with _reading(path) as fin:
         header = read_header(fin, str(path))
     return FileInfo.from_header(header, plaintext_size(header, path.stat().st_size))
+
+
+def info_of_bytes(data: bytes, where: str) -> FileInfo:
+    """:func:`read_info` of an encrypted file's content already in memory."""
+    header = read_header(io.BytesIO(data), where)
+    return FileInfo.from_header(header, plaintext_size(header, len(data)))
 
 
 def rekey_file(path: Path, old: KeySource, new: KeySource, *, dst: Path | None = None) -> FileInfo:

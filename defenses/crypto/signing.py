@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,11 +206,15 @@ def _signed_payload(data: bytes, public_key: Ed25519PublicKey, where: str) -> by
     )
 
 
-def verify_manifest(manifest: Path, pubkey: Path, base_dir: Path | None = None) -> VerifyResult:
+def verify_manifest(manifest: Path, pubkey: Path, base_dir: Path | None = None, *,
+                    in_memory: Mapping[Path, bytes] | None = None) -> VerifyResult:
     """Check the manifest's signature, then every listed file's digest and every signed folder.
 
-    Unreadable manifest or key files raise :class:`CryptoInputError` (the user's to fix); any
-    failed check is returned with ``verified=False`` and a one-line ``problem``.
+    ``in_memory`` maps files already read (by resolved path) to their content: their digest
+    is taken over those bytes, not read from disk again, so a file swapped on disk after it
+    was read cannot pass for the signed one. Unreadable manifest or key files raise
+    :class:`CryptoInputError` (the user's to fix); any failed check is returned with
+    ``verified=False`` and a one-line ``problem``.
     """
     manifest = Path(manifest)
     public_key = load_public_key(Path(pubkey))
@@ -223,7 +227,8 @@ def verify_manifest(manifest: Path, pubkey: Path, base_dir: Path | None = None) 
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return VerifyResult(False, True, fp, problem=f"{manifest}: signed statement is malformed ({exc})")
     base = Path(base_dir) if base_dir is not None else manifest.parent
-    checks = [FileCheck(r.name, _check_file(base / r.name, r.digest)) for r in statement.resources]
+    held = {Path(p).resolve(): data for p, data in (in_memory or {}).items()}
+    checks = [FileCheck(r.name, _check_file(base / r.name, r.digest, held)) for r in statement.resources]
     checks += [FileCheck(n, "unexpected") for n in unexpected_files(base, statement, {manifest.resolve()})]
     bad = [c for c in checks if c.status != "ok"]
     problem = ""
@@ -240,8 +245,13 @@ _EXPLAIN = {
 }
 
 
-def _check_file(path: Path, expected: str) -> str:
+def _check_file(path: Path, expected: str, held: Mapping[Path, bytes]) -> str:
     """``ok``, ``modified`` (other bytes, or no longer a regular file) or ``missing``."""
+    content = held.get(path.resolve())
+    if content is not None:
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(content)
+        return "ok" if digest.finalize().hex() == expected else "modified"
     if not path.exists() and not path.is_symlink():
         return "missing"
     if path.is_symlink() or not path.is_file():

@@ -19,22 +19,24 @@ from guard.evidence import Evidence
 def prepare_model(path: Path, opts: AuditOptions) -> tuple[bytes, list[Evidence]]:
     """(the model's content, the evidence gathered) for the model at ``path``.
 
-    The file is read once: the bytes the scan passed are the bytes that get loaded and hashed.
+    The file is read once, and every check works on that one buffer: the signature covers
+    the bytes that get decrypted, scanned, loaded and hashed, so a file swapped on disk
+    between two steps cannot load unsigned.
     """
     from guard.models.loading import read_model_file
 
+    raw = read_model_file(path)
     evidence: list[Evidence] = []
-    signed = _verify(path, opts)
+    signed = _verify(path, raw, opts)
     if signed is not None:
         evidence.append(signed)
-    decrypted, encryption = _decrypt(path, opts)
+    content, encryption = _decrypt(path, raw, opts)
     evidence.append(encryption)
-    content = decrypted if decrypted is not None else read_model_file(path)
     evidence.append(scan_before_load(path, content, bool(opts.unsafe_allow_pickle)))
     return content, evidence
 
 
-def _verify(path: Path, opts: AuditOptions) -> Evidence | None:
+def _verify(path: Path, raw: bytes, opts: AuditOptions) -> Evidence | None:
     if not opts.verify_with and not opts.manifest:
         return None
     if not (opts.verify_with and opts.manifest):
@@ -43,7 +45,7 @@ def _verify(path: Path, opts: AuditOptions) -> Evidence | None:
 
     start = time.perf_counter()
     manifest = Path(opts.manifest)
-    result = verify_manifest(manifest, Path(opts.verify_with))
+    result = verify_manifest(manifest, Path(opts.verify_with), in_memory={path: raw})
     result.raise_if_failed()
     base = manifest.parent.resolve()
     covered = {(base / f.name).resolve() for f in result.files if f.status == "ok"}
@@ -52,14 +54,15 @@ def _verify(path: Path, opts: AuditOptions) -> Evidence | None:
     return signature_evidence(result, manifest, duration_s=time.perf_counter() - start)
 
 
-def _decrypt(path: Path, opts: AuditOptions) -> tuple[bytes | None, Evidence]:
-    from guard.defenses.crypto import decrypt_to_bytes, encryption_evidence, is_encrypted, key_source
+def _decrypt(path: Path, raw: bytes, opts: AuditOptions) -> tuple[bytes, Evidence]:
+    from guard.defenses.crypto import decrypt_bytes, encryption_evidence, key_source
+    from guard.defenses.crypto.header import MAGIC
 
     keyed = any((opts.key, opts.key_env, opts.passphrase_env))
-    if not is_encrypted(path):
-        if keyed and path.is_file():
+    if not raw.startswith(MAGIC):
+        if keyed:
             raise ConfigError(f"{path} is not a Guard-encrypted file; drop the key option")
-        return None, encryption_evidence(path)
+        return raw, encryption_evidence(path, content=raw)
     if not keyed:
         raise ConfigError(
             f"{path} is encrypted: give its key with --key FILE, --key-env VAR or --passphrase-env VAR"
@@ -68,8 +71,9 @@ def _decrypt(path: Path, opts: AuditOptions) -> tuple[bytes | None, Evidence]:
     key = key_source(
         Path(opts.key) if opts.key else None, opts.key_env, opts.passphrase_env
     )
-    content = decrypt_to_bytes(path, key)
-    return content, encryption_evidence(path, decrypted=True, duration_s=time.perf_counter() - start)
+    content = decrypt_bytes(raw, key, str(path))
+    return content, encryption_evidence(path, decrypted=True, duration_s=time.perf_counter() - start,
+                                        content=raw)
 
 
 def scan_before_load(path: Path, content: bytes, allow_pickle: bool) -> Evidence:

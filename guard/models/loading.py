@@ -56,6 +56,8 @@ _SKOPS_TRUSTED_BUILTINS = frozenset(
     ).split()
 )
 _MAX_NAMED = 3
+MAX_MODEL_BYTES = 64 << 30
+"""The largest model file ``guard audit`` reads (into memory, once): 64 GiB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +104,20 @@ def load_model(
 
 
 def read_model_file(path: Path) -> bytes:
-    """A model file's bytes, read once, with a one-line error for a missing, unreadable or empty file."""
+    """A model file's bytes, read once, with a one-line error for a missing, unreadable,
+    empty, oversized or special (FIFO, device) file."""
+    from guard.fsio import NotRegularFile, read_regular_file
+
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ModelLoadError(f"{path}: is a directory, not a model file")
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_MODEL_BYTES)
+    except NotRegularFile as exc:
+        raise ModelLoadError(f"{exc}; give the model file itself") from exc
+    except ValueError as exc:
+        raise ModelLoadError(f"{exc}; Guard loads model files into memory") from exc
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not data:
