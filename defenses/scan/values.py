@@ -27,6 +27,8 @@ class Token:
 
 
 OPAQUE = Token("value")
+NUMBER = Token("number")
+"""A float or a very long integer: never a string, never callable."""
 
 
 class LongText:

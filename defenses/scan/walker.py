@@ -25,7 +25,18 @@ from guard.defenses.scan.context import Budget, Findings, LimitReached, Malforme
 from guard.defenses.scan.opcodes import DISPATCH, I32, KIND, NONE, U16, U32, read_argument
 from guard.defenses.scan.results import Severity
 from guard.defenses.scan.rules import CALLS_ARGUMENT, rate_import
-from guard.defenses.scan.values import OPAQUE, Call, Dtype, Global, LongText, Mapping, Seq, Token, brief
+from guard.defenses.scan.values import (
+    NUMBER,
+    Blob,
+    Call,
+    Dtype,
+    Global,
+    LongText,
+    Mapping,
+    Seq,
+    Token,
+    brief,
+)
 
 __all__ = ["BlobHook", "PickleWalker"]
 
@@ -40,16 +51,20 @@ _DTYPE = frozenset({"numpy.dtype"})
 UNKNOWN = Token("unknown")
 
 
-def _untrusted_origin(value: Any, depth: int = 8) -> bool:
-    """True if ``value`` was made by calling something outside the allowlist (so it may be a
-    callable: a ``functools.partial``, an object with ``__call__``); values that only
-    allowlisted constructors made (tensors, containers, numbers) cannot be called."""
+def _untrusted_origin(value: Any, depth: int = 8) -> str | None:
+    """The import outside the allowlist that made ``value`` (so it may be a callable: a
+    ``functools.partial``, an object with ``__call__``), or None: values that only allowlisted
+    constructors made (tensors, containers, numbers) cannot be called."""
     while isinstance(value, Call) and depth > 0:
         func = value.func
         if isinstance(func, Global):
-            return rate_import(func.module, func.name) is not None
+            rating = rate_import(func.module, func.name)
+            # low: scikit-learn and torch module classes, whose instances are no callables
+            return func.full if rating is not None and rating.severity >= Severity.MEDIUM else None
         value, depth = func, depth - 1
-    return isinstance(value, Call) or value is UNKNOWN
+    if isinstance(value, Call) or value is UNKNOWN:
+        return "<computed at load time>"
+    return None
 
 
 class PickleWalker:
@@ -101,9 +116,10 @@ class PickleWalker:
             if self.findings.awaits_call(func.full, self.member):
                 self.findings.note_call(func.full, self.member, f"called by {op} with {brief(args)}")
         elif func is not UNKNOWN:
-            if _untrusted_origin(func):
-                self.report(Severity.HIGH, "indirect-call", "",
-                            f"{op} calls {brief(func)}, a value computed at load time by code "
+            origin = _untrusted_origin(func)
+            if origin is not None:
+                self.report(Severity.HIGH, "indirect-call", origin,
+                            f"{op} calls {brief(func)}, a value computed at load time by {origin}, "
                             "outside the allowlist", offset)
             else:  # a str, a tensor, a plain container: calling it fails (TypeError) at load
                 self.report(Severity.MEDIUM, "indirect-call", "",
@@ -243,7 +259,7 @@ class PickleWalker:
                 elif op == 0x47:  # BINFLOAT
                     if pos + 8 > end:
                         raise MalformedPickle("truncated argument", offset - self.base)
-                    stack.append(OPAQUE)
+                    stack.append(NUMBER)
                     pos += 8
                 elif op == 0x65 or op == 0x75:  # APPENDS, SETITEMS
                     items = stack
@@ -338,21 +354,21 @@ class PickleWalker:
 
     def number(self, op: int, arg: Any, offset: int) -> Any:
         if op in (0x47, 0x46):
-            return OPAQUE
+            return NUMBER
         if op in (0x8A, 0x8B):
             start, n = arg
             if n > 16:
-                return OPAQUE
+                return NUMBER
             return int.from_bytes(bytes(self.data[start:start + n]), "little", signed=True)
         if arg is None:
-            return OPAQUE
+            return NUMBER
         text = arg.strip()
         if op == 0x49 and text in (b"00", b"01"):
             return text == b"01"
         if op == 0x4C and text.endswith(b"L"):
             text = text[:-1]
         if len(text) > 40:
-            return OPAQUE
+            return NUMBER
         try:
             return int(text)
         except ValueError:
@@ -361,6 +377,10 @@ class PickleWalker:
     def stack_global(self, module: Any, name: Any, offset: int) -> Any:
         if isinstance(module, str) and isinstance(name, str):
             return self.import_global(module, name, offset, "STACK_GLOBAL")
+        if any(v is None or v is NUMBER or isinstance(v, bool | int | Blob | Seq | Mapping | Global)
+               for v in (module, name)):
+            # Literals that are not strings: the unpickler refuses them ("STACK_GLOBAL requires str").
+            raise MalformedPickle("STACK_GLOBAL operands are not strings", offset - self.base)
         self.imports += 1
         self.report(Severity.CRITICAL, "unresolved-import", f"{brief(module)}.{brief(name)}",
                      "STACK_GLOBAL names are not literal strings: computed at load time to hide the "
