@@ -53,6 +53,21 @@ def pytest_configure(config: pytest.Config) -> None:
     session = GuardSession(config)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "guard-session")
+    # pytest rejects an unknown hook, so xdist's hook is registered only where xdist is installed.
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(session), "guard-xdist")
+
+
+class _XdistHooks:
+    """pytest-xdist's controller hook: collect what each worker audited."""
+
+    def __init__(self, session: GuardSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        for key, doc in getattr(node, "workeroutput", {}).get(_WORKER_KEY, {}).items():
+            self.session.remote.setdefault(key, doc)
 
 
 _SESSION = pytest.StashKey["GuardSession"]()
@@ -204,12 +219,6 @@ class GuardSession:
         return outcome
 
     # -- summary, xdist and reports -------------------------------------------------------
-
-    @pytest.hookimpl
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """pytest-xdist controller: collect what a worker audited."""
-        for key, doc in getattr(node, "workeroutput", {}).get(_WORKER_KEY, {}).items():
-            self.remote.setdefault(key, doc)
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

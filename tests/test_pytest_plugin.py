@@ -256,3 +256,17 @@ def test_bad_tool_guard_table_is_usage_error(pytester: pytest.Pytester, table: s
     out = pytester.runpytest()
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     out.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_plugin_works_without_xdist(repo: pytest.Pytester) -> None:
+    """Without pytest-xdist, the plugin must not register xdist's hooks (pytest rejects an
+    unknown hook at start-up with a PluginValidationError)."""
+    repo.makepyfile(
+        """
+        def test_robust(guard_audit, model, eval_data):
+            guard_audit(model, eval_data, attacks=["fgsm"], eps=0.01).assert_robust(min_accuracy=0.5)
+        """
+    )
+    out = repo.runpytest_subprocess("-p", "no:xdist")
+    out.assert_outcomes(passed=1)
+    assert "PluginValidationError" not in out.stderr.str() + out.stdout.str()
