@@ -234,8 +234,14 @@ class FileScanner:
         names = [e.name for e in listing.entries]
         storages = _storage_names(names)
         for entry in listing.entries:
-            if entry.data_start >= 0 and entry.name not in storages:
+            if entry.data_start < 0 or entry.name in storages:
+                continue
+            if entry.name == "schema.json":
+                self._skops_schema(data, start, entry, member)
+            else:
                 self._zip_entry(data, start, entry, member, depth)
+        if "schema.json" in names:
+            return "skops"
         if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
             return "torchscript"
         if any(n.endswith("data.pkl") for n in names):
@@ -243,6 +249,31 @@ class FileScanner:
         if names and all(n.endswith(".npy") for n in names):
             return "npz"
         return "zip"
+
+    def _entry_bytes(self, data: Any, origin: int, entry: ZipEntry,
+                     member: str) -> tuple[Any, int, int] | None:
+        """(buffer, start, end) of an entry's content, inflated under the budget; None (and a
+        finding) when its compression cannot be opened."""
+        lo, hi = entry.data_start, entry.data_start + entry.csize
+        method = 0 if entry.flags & 0x0001 else entry.method
+        if method == 0:
+            return data, lo, hi
+        if method not in ZIP_METHODS:
+            self.report(Severity.MEDIUM, "unsupported-compression", f"{entry.name!r} uses compression "
+                        f"method {entry.method}, which Guard cannot inspect", entry.header_offset - origin,
+                        member)
+            return None
+        buf, _ = self._inflate(ZIP_METHODS[method], data, lo, hi, join(member, entry.name))
+        return buf, 0, len(buf)
+
+    def _skops_schema(self, data: Any, origin: int, entry: ZipEntry, member: str) -> None:
+        """A skops archive's ``schema.json``: every type it would make skops rebuild is rated."""
+        from guard.defenses.scan.skops import scan_skops_schema
+
+        found = self._entry_bytes(data, origin, entry, member)
+        if found is not None:
+            buf, lo, hi = found
+            scan_skops_schema(bytes(buf[lo:hi]), join(member, entry.name), self.findings)
 
     def _zip_entry(self, data: Any, origin: int, entry: ZipEntry, member: str, depth: int) -> None:
         inner = join(member, entry.name)
@@ -252,8 +283,7 @@ class FileScanner:
         # torch ignores the encrypted flag and reads the bytes as they are: so does the scan.
         method = 0 if encrypted else entry.method
         if method != 0 and method not in ZIP_METHODS:
-            self.report(Severity.MEDIUM, "unsupported-compression", f"{entry.name!r} uses compression "
-                        f"method {entry.method}, which Guard cannot inspect", where, member)
+            self._entry_bytes(data, origin, entry, member)  # reports it
             return
         head = bytes(data[lo:min(hi, lo + 16)]) if method == 0 else _peek(ZIP_METHODS[method], data, lo, hi)
         if not (named_pickle(entry.name) or entry.name.lower().endswith(TORCH_SUFFIXES)
@@ -262,11 +292,10 @@ class FileScanner:
         if method != 0 and head.startswith(b"\x93NUMPY") and not _npy_may_hold_objects(
                 _peek(ZIP_METHODS[method], data, lo, hi, 1 << 16)):
             return  # a plain array: np.load never unpickles its data, so it need not be inflated
-        if method == 0:
-            buf, b_lo, b_hi = data, lo, hi
-        else:
-            buf, _ = self._inflate(ZIP_METHODS[method], data, lo, hi, inner)
-            b_lo, b_hi = 0, len(buf)
+        found = self._entry_bytes(data, origin, entry, member)
+        if found is None:
+            return
+        buf, b_lo, b_hi = found
         # An entry known only from its local header may defer its CRC to a data descriptor.
         deferred = entry.source != "central" and entry.flags & 0x0008
         if not (deferred or encrypted) and zlib.crc32(memoryview(buf)[b_lo:b_hi]) != entry.crc:

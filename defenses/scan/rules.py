@@ -324,7 +324,7 @@ def rate_import(module: str, name: str) -> Rating | None:
 IMPORT_RULES = frozenset({"code-execution", "attribute-traversal", "network-access", "file-access",
                           "call-gadget", "nested-loader", "untrusted-import", "sklearn-types",
                           "torch-module-types", "stdlib-callable", "torch-internal", "test-helper",
-                          "code-on-rebuild", "call-through"})
+                          "code-on-rebuild", "call-through", "skops-untrusted-type", "skops-code-type"})
 """Rules an import's rating gives (as opposed to stream structure or container anomalies)."""
 
 RULE_HELP: dict[str, str] = {
@@ -350,6 +350,10 @@ RULE_HELP: dict[str, str] = {
                    "code strings.",
     "code-on-rebuild": "Rebuilding this object runs code taken from the file (a scipy.stats "
                        "distribution execs a template string).",
+    "skops-untrusted-type": "The skops schema names a type outside Guard's trusted list for its loader: "
+                            "skops would import it and rebuild it from the file's data.",
+    "skops-code-type": "The skops schema names a type whose rebuild runs code the file supplies (a "
+                       "scipy.stats distribution execs a template string from the file).",
     "call-through": "An allowlisted rebuild function is handed a callable outside the allowlist, "
                     "which it calls: the rebuild launders the call.",
     "extension-code": "Imports through the copyreg extension registry: whatever the loading process "

@@ -13,7 +13,8 @@ every check and load works on those bytes, so what was vetted is what gets loade
   loading, before anything runs.
 - state dicts (``.pt``/``.pth``/``.bin``, ``.safetensors``): ``torch.load(weights_only=True)``
   or safetensors, then the architecture from the user's own code (``--arch module:Class``).
-- skops: types outside scikit-learn, NumPy and SciPy are refused by name.
+- skops: every type in ``schema.json`` is checked, loader by loader, against one named list
+  (:mod:`guard.defenses.scan.skops`); anything else is refused before skops imports it.
 - pickle and joblib run arbitrary code on load: refused unless the user opts in.
 """
 
@@ -46,15 +47,6 @@ _STATE_DICT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt"})
 # torch.save's pre-1.6 format starts with a pickled magic number (0x1950a86a20f9469cfc6c).
 _TORCH_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 _ARCH_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-_SKOPS_TRUSTED_ROOTS = ("sklearn", "numpy", "scipy")
-# Parts of the trusted libraries that can run commands or strings; never trusted.
-_SKOPS_DENIED_PARTS = frozenset({"testing", "_testing", "tests", "distutils", "f2py", "ctypeslib"})
-_SKOPS_TRUSTED_BUILTINS = frozenset(
-    f"builtins.{name}"
-    for name in (
-        "int float complex bool str bytes bytearray list tuple dict set frozenset slice range"
-    ).split()
-)
 _MAX_NAMED = 3
 MAX_MODEL_BYTES = 64 << 30
 """The largest model file ``guard audit`` reads (into memory, once): 64 GiB."""
@@ -357,30 +349,36 @@ def _build_arch(arch: str) -> torch.nn.Module:
 
 
 def _load_skops(path: Path, data: bytes) -> Any:
+    """Guard's own walk of every node in ``schema.json`` first (skops trusts types per loader,
+    and a type trusted anywhere passes everywhere), then skops' audit against the same list;
+    ``trusted=`` is exactly what skops flagged, all of it on Guard's list."""
     import skops.io
 
+    from guard.defenses.scan.skops import read_schema, untrusted_types
+
     try:
-        untrusted = skops.io.get_untrusted_types(data=data)
-        refused = [name for name in untrusted if not _skops_type_is_trusted(name)]
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = read_schema(archive)
+        refused = untrusted_types(schema)
+        flagged = [] if refused else skops.io.get_untrusted_types(data=data)
+        refused += [name for name in flagged if not _skops_type_is_trusted(name)]
         if refused:
+            more = " ..." if len(refused) > _MAX_NAMED else ""
             raise UnsafeModelError(
-                f"{path}: skops file holds types outside scikit-learn, NumPy and SciPy "
-                f"({', '.join(refused[:_MAX_NAMED])}); Guard refuses to load them"
+                f"{path}: refused, the skops file holds types outside Guard's trusted list "
+                f"({', '.join(refused[:_MAX_NAMED])}{more}); rebuilding them could run code "
+                "from the file"
             )
-        return skops.io.loads(data, trusted=untrusted)
-    except (ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+        return skops.io.loads(data, trusted=flagged)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, EOFError, OSError,
+            NotImplementedError, RecursionError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"{path}: corrupt skops file ({_first_line(exc)})") from exc
 
 
 def _skops_type_is_trusted(name: str) -> bool:
-    parts = name.split(".")
-    if name in _SKOPS_TRUSTED_BUILTINS:
-        return True
-    return (
-        len(parts) > 1
-        and parts[0] in _SKOPS_TRUSTED_ROOTS
-        and not _SKOPS_DENIED_PARTS.intersection(parts)
-    )
+    from guard.defenses.scan.skops import trusted_types
+
+    return name in trusted_types()
 
 
 def _load_pickle(path: Path, data: bytes, kind: str, unsafe_allow_pickle: bool) -> Any:
