@@ -197,3 +197,16 @@ def test_assert_loadable_with_pickle_needs_a_finished_scan(tmp_path: Path) -> No
 
 def test_command_is_a_plain_click_command() -> None:
     assert isinstance(scan, click.Command) and scan.name == "scan"
+
+
+def test_every_rule_has_help() -> None:
+    """SARIF and the docs explain each rule: a rule any scanner can raise must have its text."""
+    import re
+
+    from guard.defenses.scan.report import RULE_HELP
+
+    source = "".join(p.read_text() for p in Path(__file__).parents[1].joinpath("defenses", "scan").glob("*.py"))
+    raised = set(re.findall(r'report\(\s*Severity\.\w+,\s*"([a-z0-9-]+)"', source))
+    raised |= set(re.findall(r'Rating\(Severity\.\w+, "([a-z0-9-]+)"', source))
+    assert raised, "the pattern found no rule at all"
+    assert raised <= set(RULE_HELP), sorted(raised - set(RULE_HELP))

@@ -10,7 +10,7 @@ counted against one budget per file, so a zip bomb ends as a ``resource-limit`` 
 from __future__ import annotations
 
 import ast
-import io
+import json
 import lzma
 import re
 import tarfile
@@ -22,10 +22,12 @@ from typing import Any
 
 from guard.defenses.scan.compression import ZIP_METHODS, codec, decompressor
 from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
+from guard.defenses.scan.keras import scan_h5, scan_keras_config
 from guard.defenses.scan.opcodes import KIND
 from guard.defenses.scan.results import Severity
 from guard.defenses.scan.rules import IMPORT_RULES
-from guard.defenses.scan.sniff import is_safetensors, is_tar
+from guard.defenses.scan.savedmodel import scan_protobuf_model
+from guard.defenses.scan.sniff import Window, is_safetensors, is_tar
 from guard.defenses.scan.walker import PickleWalker
 from guard.defenses.scan.ziparchive import ZipEntry, has_central_directory, list_zip
 
@@ -34,6 +36,9 @@ SURE_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".p", ".debug_pkl
 is reported (other names also fit text, IDL ``.sav`` files or raw data)."""
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl.gz")
 """Names ``torch.load`` is given: a stream under them is unpickled, but may be raw data too."""
+MODEL_SUFFIXES = (".onnx", ".pb", ".h5", ".hdf5", ".keras", ".json")
+"""Other model formats an archive may hold, whose first bytes are no pickle opcode."""
+_MAX_JSON_CONFIG = 256 << 20
 
 
 class Level(IntEnum):
@@ -113,6 +118,13 @@ class FileScanner:
         head = bytes(data[start:start + 16])
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             return self._zip(data, start, end, member, depth)
+        fmt = self._by_content(data, start, end, member, depth, trial, hint, head)
+        if has_central_directory(data, start, end):  # a zip behind a prefix: zipfile and torch read it
+            self._zip(data, start, end, member, depth)
+        return fmt
+
+    def _by_content(self, data: Any, start: int, end: int, member: str, depth: int, trial: bool,
+                    hint: str, head: bytes) -> str:
         if head.startswith(b"\x93NUMPY"):
             return self._npy(data, start, end, member, depth)
         if is_tar(data, start, end):
@@ -120,6 +132,8 @@ class FileScanner:
         compression = codec(head)
         if compression is not None:
             return self._inflated(compression, data, start, end, member, depth, trial, hint)
+        if scan_h5(data, start, end, member, self.findings, budget=self.budget):
+            return "hdf5"
         fmt = "safetensors" if is_safetensors(data, start, end) else "other"
         if KIND[head[0]] >= 0:
             level = Level.TRIAL if fmt == "safetensors" else pickle_level(head, hint, trial)
@@ -129,8 +143,11 @@ class FileScanner:
                             "a pickle: torch.load runs the pickle", 0, member)
             elif walked != "other":
                 fmt = walked
-        if has_central_directory(data, start, end):
-            self._zip(data, start, end, member, depth)
+        if fmt == "other":
+            fmt = scan_protobuf_model(data, start, end, member, self.findings, budget=self.budget) or fmt
+        if fmt == "other" and _keras_config_json(data, start, end):
+            scan_keras_config(bytes(data[start:end]), member, self.findings)
+            fmt = "keras-config"
         return fmt
 
     # -- pickles -----------------------------------------------------------------------------
@@ -233,15 +250,20 @@ class FileScanner:
             self.report(_SEVERITY.get(rule, Severity.MEDIUM), rule, detail, offset, member)
         names = [e.name for e in listing.entries]
         storages = _storage_names(names)
+        keras = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
         for entry in listing.entries:
             if entry.data_start < 0 or entry.name in storages:
                 continue
             if entry.name == "schema.json":
                 self._skops_schema(data, start, entry, member)
+            elif entry.name == "config.json" and keras:
+                self._keras_config(data, start, entry, member)
             else:
                 self._zip_entry(data, start, entry, member, depth)
         if "schema.json" in names:
             return "skops"
+        if keras:
+            return "keras"
         if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
             return "torchscript"
         if any(n.endswith("data.pkl") for n in names):
@@ -266,6 +288,13 @@ class FileScanner:
         buf, _ = self._inflate(ZIP_METHODS[method], data, lo, hi, join(member, entry.name))
         return buf, 0, len(buf)
 
+    def _keras_config(self, data: Any, origin: int, entry: ZipEntry, member: str) -> None:
+        """A ``.keras`` archive's ``config.json``: its layers and the objects it names are rated."""
+        found = self._entry_bytes(data, origin, entry, member)
+        if found is not None:
+            buf, lo, hi = found
+            scan_keras_config(bytes(buf[lo:hi]), join(member, entry.name), self.findings)
+
     def _skops_schema(self, data: Any, origin: int, entry: ZipEntry, member: str) -> None:
         """A skops archive's ``schema.json``: every type it would make skops rebuild is rated."""
         from guard.defenses.scan.skops import scan_skops_schema
@@ -286,7 +315,7 @@ class FileScanner:
             self._entry_bytes(data, origin, entry, member)  # reports it
             return
         head = bytes(data[lo:min(hi, lo + 16)]) if method == 0 else _peek(ZIP_METHODS[method], data, lo, hi)
-        if not (named_pickle(entry.name) or entry.name.lower().endswith(TORCH_SUFFIXES)
+        if not (named_pickle(entry.name) or entry.name.lower().endswith(TORCH_SUFFIXES + MODEL_SUFFIXES)
                 or _may_be_file(head)):
             return
         if method != 0 and head.startswith(b"\x93NUMPY") and not _npy_may_hold_objects(
@@ -314,7 +343,7 @@ class FileScanner:
 
     def _tar(self, data: Any, start: int, end: int, member: str, depth: int) -> str:
         try:
-            with tarfile.open(fileobj=_Window(data, start, end), mode="r:") as archive:
+            with tarfile.open(fileobj=Window(data, start, end), mode="r:") as archive:
                 for count, info in enumerate(archive):
                     if count >= _MAX_TAR_MEMBERS:
                         raise LimitReached(f"tar archive with more than {_MAX_TAR_MEMBERS} members")
@@ -395,33 +424,6 @@ class FileScanner:
         return bytes(out), whole and finished()
 
 
-class _Window(io.RawIOBase):
-    """A read-only file over ``data[start:end]`` for :mod:`tarfile`, without copying it."""
-
-    def __init__(self, data: Any, start: int, end: int) -> None:
-        self._data, self._start, self._end, self._pos = data, start, end, start
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos - self._start
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: self._start, 1: self._pos, 2: self._end}[whence]
-        self._pos = min(max(self._start, base + offset), self._end)
-        return self._pos - self._start
-
-    def readinto(self, buffer: Any) -> int:
-        n = min(len(buffer), self._end - self._pos)
-        buffer[:n] = self._data[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-
 def _peek(compression: str, data: Any, lo: int, hi: int, n: int = 16) -> bytes:
     """The first ``n`` bytes a compressed zip entry inflates to (fewer if it is corrupt)."""
     decompress, _ = decompressor(compression)
@@ -470,6 +472,17 @@ def _storage_names(names: list[str]) -> frozenset[str]:
     roots = {n[: -len("data.pkl")] for n in names if n.endswith("data.pkl")}
     return frozenset(n for n in names if any(
         n.startswith(f"{root}data/") and n[len(root) + 5:].isdigit() for root in roots))
+
+
+def _keras_config_json(data: Any, start: int, end: int) -> bool:
+    """A standalone JSON document shaped like a Keras model config (``class_name``, ``config``)."""
+    if end - start > _MAX_JSON_CONFIG or bytes(data[start:start + 64]).lstrip()[:1] != b"{":
+        return False
+    try:
+        doc = json.loads(bytes(data[start:end]))
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and "class_name" in doc and "config" in doc
 
 
 def _may_be_file(head: bytes) -> bool:

@@ -15,8 +15,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from guard import __version__
+from guard.defenses.scan import keras, onnx, rules, savedmodel
 from guard.defenses.scan.results import ScanFinding, ScanResult, Severity
-from guard.defenses.scan.rules import RULE_HELP
+
+RULE_HELP: dict[str, str] = {**rules.RULE_HELP, **keras.RULE_HELP, **onnx.RULE_HELP,
+                             **savedmodel.RULE_HELP}
+"""Every rule's explanation, whichever format's scanner raises it."""
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",

@@ -186,15 +186,20 @@ def _numpy_ufuncs() -> frozenset[str]:
 
 def _listed(table: dict[str, frozenset[str]], module: str, name: str) -> bool:
     """True if ``module.name`` or any parent module is listed (``*``), or the name is listed."""
-    head = name.split(".", 1)[0]
+    head, tail = name.split(".", 1)[0], name.rsplit(".", 1)[-1]
     names = table.get(module)
-    if names is not None and (names is ALL or name in names or head in names):
-        return True
+    if names is not None and (names is ALL or name in names or head in names or tail in names):
+        return True  # the tail too: numpy.ndarray.tofile writes files like numpy's tofile
     parts = module.split(".")
     for i in range(len(parts) - 1, 0, -1):
         if table.get(".".join(parts[:i])) is ALL:
             return True
     return False
+
+
+def is_nested_loader(module: str, name: str) -> bool:
+    """A callable that unpickles the bytes it is given (``torch.storage._load_from_bytes``)."""
+    return _listed(NESTED_LOADERS, module, name)
 
 
 def _is_dunder_path(name: str) -> bool:
@@ -245,7 +250,7 @@ def _family_rating(module: str, name: str) -> Rating:
                       "a standard-library callable outside the allowlist; ML files need none, and "
                       "several run commands or code")
     if top == "torch":
-        if module.startswith(_MODULE_CLASSES) and name[:1].isupper() and "." not in name:
+        if module.startswith(_MODULE_CLASSES) and name.lstrip("_")[:1].isupper() and "." not in name:
             return Rating(Severity.LOW, "torch-module-types",
                           "a whole torch module: save a state_dict instead")
         return Rating(Severity.HIGH, "torch-internal",
@@ -255,7 +260,7 @@ def _family_rating(module: str, name: str) -> Rating:
         return Rating(Severity.HIGH, "code-on-rebuild",
                       "rebuilding a scipy.stats distribution execs a template string stored in the file")
     if top == "sklearn" and "." not in name and (
-            name[:1].isupper() or name.startswith("__pyx_unpickle_")):
+            name.lstrip("_")[:1].isupper() or name.startswith("__pyx_unpickle_")):
         if "datasets" in parts:
             return Rating(Severity.HIGH, "network-access", "scikit-learn dataset helpers read files "
                           "and download data")
@@ -377,9 +382,11 @@ RULE_HELP: dict[str, str] = {
                         "that checked readers refuse.",
     "zip-duplicate-name": "Two zip entries share a name: different readers load different ones.",
     "zip-header-mismatch": "A zip entry's local header disagrees with the central directory.",
-    "zip-odd-flags": "A zip entry carries unusual flags (e.g. encrypted) that make some readers "
-                     "skip it while torch loads it.",
+    "zip-odd-flags": "A zip entry carries unusual flags (e.g. flagged encrypted while its bytes are a "
+                     "readable pickle) that make some readers skip it while torch loads it.",
     "zip-hidden-entry": "Bytes with a local header but no central directory entry.",
+    "zip-encrypted-entry": "A truly encrypted zip entry (a password-protected archive): its bytes are no "
+                           "pickle or archive any loader reads.",
     "unsupported-compression": "Compressed with a method Guard cannot open, so not inspected.",
     "polyglot-file": "The file parses as two formats at once (e.g. a pickle and a zip).",
     "nested-file": "A bytes value inside a pickle holds a whole file, scanned in turn.",

@@ -9,6 +9,7 @@ headers, which have no magic at all).
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -18,7 +19,7 @@ _DTYPE_BYTES = {
     "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8,
     "F4": 1, "F6_E2M3": 1, "F6_E3M2": 1,
 }
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def is_safetensors(data: Any, start: int, end: int) -> bool:
@@ -94,12 +95,39 @@ def is_tar(data: Any, start: int, end: int) -> bool:
     return stored in (unsigned, signed)
 
 
-def hdf5_offset(data: Any, start: int, end: int) -> int:
-    """Where the HDF5 superblock signature is (0, 512, 1024, ... a user block may precede it),
-    or -1."""
+def hdf5_offset(data: Any, start: int, end: int) -> int | None:
+    """Where the HDF5 superblock signature is (0, 512, 1024, ...: a user block of any power of
+    two from 512 bytes may precede it), or None."""
     at = 0
-    while start + at + 8 <= end and at <= 1 << 20:
-        if data[start + at:start + at + 8] == _HDF5_SIGNATURE:
+    while start + at + 8 <= end:
+        if data[start + at:start + at + 8] == HDF5_SIGNATURE:
             return at
         at = 512 if at == 0 else at * 2
-    return -1
+    return None
+
+
+class Window(io.RawIOBase):
+    """A read-only file over ``data[start:end]`` (for :mod:`tarfile`, h5py), without copying it."""
+
+    def __init__(self, data: Any, start: int, end: int) -> None:
+        self._data, self._start, self._end, self._pos = data, start, end, start
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos - self._start
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: self._start, 1: self._pos, 2: self._end}[whence]
+        self._pos = min(max(self._start, base + offset), self._end)
+        return self._pos - self._start
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self._end - self._pos)
+        buffer[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n

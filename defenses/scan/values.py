@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any
+from typing import Any, cast
 
 
 class Token:
@@ -32,16 +32,20 @@ NUMBER = Token("number")
 
 
 class LongText:
-    """A string too long to keep; it can name no import."""
+    """A string too long to keep; it can name no import. ``start`` is where its UTF-8 bytes
+    lie in the stream (-1 when escapes were decoded), so a call that turns it into bytes
+    (protocol 2's ``_codecs.encode(text, "latin1")``) can still be read."""
 
-    __slots__ = ("length",)
+    __slots__ = ("length", "start")
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, start: int = -1) -> None:
         self.length = length
+        self.start = start
 
 
 class Blob:
-    """A bytes argument, kept as a span of the stream so large tensors are never copied."""
+    """A bytes argument, kept as a span of the stream so large tensors are never copied;
+    ``start`` -1: bytes computed at load time that were already scanned."""
 
     __slots__ = ("start", "length")
 
@@ -109,6 +113,35 @@ class Dtype:
         if known is not None and known[0] > 0:
             self.elsize = known[0]
 
+    @classmethod
+    def of_descr(cls, descr: list[Any]) -> Dtype:
+        """A structured dtype from its literal field list, read by numpy; holds objects if
+        numpy cannot read it (so its data is walked, never skipped blind)."""
+        dt = cls("V")
+        known = _numpy_descr(repr(descr))
+        dt.hasobject = True if known is None else known[1]
+        if known is not None and known[0] > 0:
+            dt.elsize = known[0]
+        return dt
+
+    @classmethod
+    def of_class(cls, name: str) -> Dtype:
+        """The dtype a ``numpy.dtypes.<name>()`` instance is (``ObjectDType`` holds objects)."""
+        import numpy
+
+        kind = vars(numpy.dtypes).get(name)
+        dt = cls("V")
+        dt.hasobject = True
+        if isinstance(kind, type) and issubclass(kind, numpy.dtype):
+            try:
+                made: Any = cast(Any, kind)()  # numpy.dtypes classes build with no argument
+            except (TypeError, ValueError):
+                return dt
+            dt.code, dt.hasobject = made.str, bool(made.hasobject)
+            if made.itemsize > 0:
+                dt.elsize = int(made.itemsize)
+        return dt
+
     def itemsize(self) -> int | None:
         if self.elsize > 0:
             return self.elsize
@@ -118,6 +151,23 @@ class Dtype:
         if not digits.isdigit():
             return None
         return int(digits) * (4 if kind == "U" else 1)
+
+
+@functools.lru_cache(maxsize=256)
+def _numpy_descr(text: str) -> tuple[int, bool] | None:
+    """(itemsize, hasobject) of a structured descr given as the repr of its literal list."""
+    import ast
+
+    from numpy.lib.format import descr_to_dtype
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dt = descr_to_dtype(ast.literal_eval(text))
+    except (TypeError, ValueError, KeyError, IndexError, SyntaxError, OverflowError, MemoryError,
+            RecursionError):
+        return None
+    return int(dt.itemsize), bool(dt.hasobject)
 
 
 @functools.lru_cache(maxsize=1024)

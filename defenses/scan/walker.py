@@ -17,6 +17,7 @@ and skips them (object arrays are a nested pickle there, walked in turn).
 from __future__ import annotations
 
 import codecs
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,12 +25,11 @@ from guard.defenses.scan import joblib_arrays
 from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
 from guard.defenses.scan.opcodes import DISPATCH, I32, KIND, NONE, U16, U32, read_argument
 from guard.defenses.scan.results import Severity
-from guard.defenses.scan.rules import CALLS_ARGUMENT, rate_import
+from guard.defenses.scan.rules import CALLS_ARGUMENT, is_nested_loader, rate_import
 from guard.defenses.scan.values import (
     NUMBER,
     Blob,
     Call,
-    Dtype,
     Global,
     LongText,
     Mapping,
@@ -47,7 +47,6 @@ _KEEP_CHARS = 1024
 _MAX_LINE = 1 << 20
 _CHECK_EVERY = 1 << 16
 _RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copy_reg._reconstructor"})
-_DTYPE = frozenset({"numpy.dtype"})
 UNKNOWN = Token("unknown")
 
 
@@ -100,16 +99,20 @@ class PickleWalker:
             self.report(rating.severity, rating.rule, g.full, f"{rating.reason} ({how})", offset)
         return g
 
-    def call(self, func: Any, args: Any, offset: int, op: str) -> Call:
+    def call(self, func: Any, args: Any, offset: int, op: str) -> Any:
         if isinstance(func, Global):
             if func.full in _RECONSTRUCTORS and isinstance(args, Seq) and args.items:
                 first = args.items[0]
                 if isinstance(first, Global):
                     return Call(first, args)
-            if func.full in _DTYPE and isinstance(args, Seq) and args.items:
-                code = args.items[0]
-                if isinstance(code, str):
-                    return Call(func, Dtype(code))
+            known = joblib_arrays.evaluate(self, func, args, offset)
+            if known is not None:
+                return known
+            if is_nested_loader(func.module, func.name) and isinstance(args, Seq) and not (
+                    args.items and isinstance(args.items[0], Blob)):
+                self.report(Severity.HIGH, "nested-loader", func.full,
+                            f"{op} hands {func.full} bytes computed at load time, which the scan "
+                            "cannot read", offset)
             through = CALLS_ARGUMENT.get(func.full)
             if through is not None and isinstance(args, Seq) and len(args.items) > through:
                 self.passed_callable(func, args.items[through], offset)
@@ -163,7 +166,7 @@ class PickleWalker:
 
     def text(self, start: int, n: int, op: int) -> Any:
         if n > _KEEP_CHARS:
-            return LongText(n)
+            return LongText(n, start if op not in (0x54, 0x55) else -1)
         raw = bytes(self.data[start:start + n])
         if op in (0x54, 0x55):  # BINSTRING, SHORT_BINSTRING: Python 2 str, bytes-like
             return raw.decode("latin-1")
@@ -218,7 +221,7 @@ class PickleWalker:
                     if pos + 4 + n > end:
                         raise MalformedPickle(f"declares {n} bytes past the end", offset - self.base)
                     if n > _KEEP_CHARS:
-                        stack.append(LongText(n))
+                        stack.append(LongText(n, pos + 4))
                     else:
                         stack.append(data[pos + 4:pos + 4 + n].decode("utf-8", "surrogatepass"))
                     pos += 4 + n
@@ -330,6 +333,11 @@ class PickleWalker:
         if self.on_blob is not None and length >= 8:
             self.on_blob(self.data, start, length, offset - self.base)
 
+    def blob_value(self, value: bytes, offset: int) -> None:
+        """Look inside bytes computed at load time (not a span of the stream)."""
+        if self.on_blob is not None and len(value) >= 8:
+            self.on_blob(value, 0, len(value), offset - self.base)
+
     def decode_name(self, raw: bytes | None, offset: int) -> str:
         if raw is None:
             raise MalformedPickle("import name longer than 1 MiB", offset - self.base)
@@ -346,10 +354,10 @@ class PickleWalker:
             return text if len(text) <= _KEEP_CHARS else LongText(len(text))
         if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
             raise MalformedPickle("STRING argument is not quoted", offset - self.base)
-        value, _ = codecs.escape_decode(raw[1:-1])
-        if len(value) >= 8 and self.on_blob is not None:
-            # Escapes decoded: the bytes are not a span of the stream, so pass the copy.
-            self.on_blob(value, 0, len(value), offset - self.base)
+        with warnings.catch_warnings():  # a file's bad escapes are the loader's concern
+            warnings.simplefilter("ignore")
+            value, _ = codecs.escape_decode(raw[1:-1])
+        self.blob_value(value, offset)  # escapes decoded: not a span of the stream, so the copy
         return value.decode("latin-1") if len(value) <= _KEEP_CHARS else LongText(len(value))
 
     def number(self, op: int, arg: Any, offset: int) -> Any:
