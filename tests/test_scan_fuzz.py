@@ -14,16 +14,21 @@ import io
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save
+from scan_corpus import CorpusFile, write_corpus
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+import guard.defenses.scan.keras as keras_module
+import guard.defenses.scan.rules as rules_module
+import guard.defenses.scan.skops as skops_module
 import guard.defenses.scan.walker as walker_module
 from guard.defenses.scan import ScanResult, Severity, scan_bytes
 
@@ -59,21 +64,26 @@ def benign() -> dict[str, bytes]:
     }
 
 
+RATERS = (walker_module, keras_module, skops_module)
+
+
 @contextmanager
 def recorded_imports() -> Iterator[set[str]]:
-    """Every ``module.name`` the walker rates while the block runs."""
+    """Every ``module.name`` the scanners rate while the block runs."""
     seen: set[str] = set()
-    real = walker_module.rate_import
+    real = rules_module.rate_import
 
     def record(module: str, name: str) -> object:
         seen.add(f"{module}.{name}")
         return real(module, name)
 
-    walker_module.rate_import = record  # type: ignore[assignment]
+    for scanner in RATERS:
+        scanner.rate_import = record  # type: ignore[attr-defined]
     try:
         yield seen
     finally:
-        walker_module.rate_import = real
+        for scanner in RATERS:
+            scanner.rate_import = real  # type: ignore[attr-defined]
 
 
 def mutate(data: bytes, rng: np.random.Generator) -> bytes:
@@ -97,19 +107,47 @@ def no_crash(result: ScanResult) -> None:
         assert f.rule not in ("scan-error", "resource-limit"), f
 
 
+def check_benign(name: str, data: bytes, rng: np.random.Generator, mutations: int) -> None:
+    with recorded_imports() as known:
+        original = scan_bytes(data, name)
+    assert original.status == "clean", (name, original.findings)
+    for _ in range(mutations):
+        result = scan_bytes(mutate(data, rng), name)
+        no_crash(result)
+        for f in result.findings:
+            if f.severity >= Severity.HIGH:
+                assert f.global_name and f.global_name not in known, (name, f)
+
+
 def test_mutated_benign_checkpoints_never_rate_high(benign: dict[str, bytes]) -> None:
     rng = np.random.default_rng(20261202)
     for name, data in benign.items():
-        with recorded_imports() as known:
-            original = scan_bytes(data, name)
-        assert original.status == "clean", (name, original.findings)
-        for _ in range(MUTATIONS):
-            mutated = mutate(data, rng)
-            result = scan_bytes(mutated, name)
-            no_crash(result)
-            for f in result.findings:
-                if f.severity >= Severity.HIGH:
-                    assert f.global_name and f.global_name not in known, (name, f)
+        check_benign(name, data, rng, MUTATIONS)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[CorpusFile]:
+    folder = tmp_path_factory.mktemp("corpus")
+    return write_corpus(folder / "files", folder / "CANARY")
+
+
+def test_mutated_corpus_files(corpus: list[CorpusFile]) -> None:
+    """Every benign file of the red-team corpus and every format fixture, mutated, never rates
+    high; every malicious one, mutated, never crashes the scanner."""
+    rng = np.random.default_rng(11)
+    fixtures = Path(__file__).parent / "data" / "scan"
+    for f in corpus:
+        data = f.path.read_bytes()
+        if f.kind == "benign":
+            check_benign(f.name, data, rng, 8)
+        else:
+            for _ in range(4):
+                no_crash(scan_bytes(mutate(data, rng), f.name))
+    for path in sorted(fixtures.iterdir()):
+        if path.suffix == ".py":
+            continue
+        for _ in range(8):
+            no_crash(scan_bytes(mutate(path.read_bytes(), rng), path.name))
 
 
 def test_mutated_malicious_files_never_crash_the_scanner() -> None:
