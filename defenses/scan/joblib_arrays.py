@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _LATIN1 = frozenset({"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"})
 _SCALARS = frozenset({"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"})
+_DTYPE_MODULES = frozenset({"numpy.dtypes", "numpy._core._dtype"})
 _MAX_DESCR_ITEMS = 32
+
+
+def evaluates(func: Global) -> bool:
+    """Whether :func:`evaluate` may know what calling ``func`` gives."""
+    return (func.full in ("numpy.dtype", "_codecs.encode") or func.full in _SCALARS
+            or (func.module in _DTYPE_MODULES and func.name.endswith("DType")))
 
 
 def evaluate(w: PickleWalker, func: Global, args: Any, offset: int) -> Any:
@@ -48,7 +55,7 @@ def evaluate(w: PickleWalker, func: Global, args: Any, offset: int) -> Any:
         if isinstance(descr, list):
             return Call(func, Dtype.of_descr(descr))
         return None
-    if func.module in ("numpy.dtypes", "numpy._core._dtype") and func.name.endswith("DType"):
+    if func.module in _DTYPE_MODULES and func.name.endswith("DType"):
         return Call(func, Dtype.of_class(func.name))
     if func.full in _SCALARS and len(items) == 2 and isinstance(items[1], Blob):
         dtype = items[0].args if isinstance(items[0], Call) else None

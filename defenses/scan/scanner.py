@@ -1,6 +1,6 @@
 """Scan files and folders: the entry points behind ``guard scan`` and the safe loader.
 
-Files up to 64 MiB are read; a larger one is mapped read-only rather than read, so a 10 GB
+Files up to 4 MiB are read; a larger one is mapped read-only rather than read, so a 10 GB
 checkpoint costs its central directory and its pickles, not its tensors. A mapped file that
 shrinks while it is read raises SIGBUS, which no Python code can catch, so a mapped file is
 scanned in a forked child process and a child killed that way is a finding on the file. Any
@@ -38,7 +38,7 @@ _PARSER_ERRORS = (IndexError, KeyError, ValueError, TypeError, struct.error, Ove
                   RecursionError, MemoryError, EOFError, zlib.error, lzma.LZMAError,
                   tarfile.TarError, UnicodeError, AttributeError, OSError)
 _ = bz2  # bz2.BZ2Decompressor raises OSError, listed above
-_READ_WHOLE = 64 << 20
+_READ_WHOLE = 4 << 20
 _DEFAULT_LIMITS = ScanLimits()
 _CAN_FORK = hasattr(os, "fork") and "fork" in multiprocessing.get_all_start_methods()
 _CHILD_GRACE_S = 30.0
@@ -126,6 +126,8 @@ def _scan_mapped(fd: int, name: str, limits: ScanLimits) -> ScanResult:
     """Scan a mapped file in a forked child, so that SIGBUS (the file shrank under the
     mapping) ends the child, not the scan; the child sends its result back as JSON."""
     started = time.perf_counter()
+    import numpy.lib.format  # noqa: F401  (imported once here, not again in every child)
+
     ctx = multiprocessing.get_context("fork")
     reader, writer = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_scan_in_child, args=(fd, name, limits, writer), daemon=True)

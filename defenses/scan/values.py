@@ -57,12 +57,13 @@ class Blob:
 class Global:
     """What ``GLOBAL``/``STACK_GLOBAL``/``INST`` imported."""
 
-    __slots__ = ("module", "name", "full")
+    __slots__ = ("module", "name", "full", "special")
 
     def __init__(self, module: str, name: str) -> None:
         self.module = module
         self.name = name
         self.full = f"{module}.{name}"
+        self.special = True  # whether calling it needs a closer look (set once, at import)
 
 
 class Call:

@@ -23,11 +23,12 @@ from typing import Any
 
 from guard.defenses.scan import joblib_arrays
 from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
-from guard.defenses.scan.opcodes import DISPATCH, I32, KIND, NONE, U16, U32, read_argument
+from guard.defenses.scan.opcodes import DISPATCH, I32, KIND, NONE, U32, read_argument
 from guard.defenses.scan.results import Severity
 from guard.defenses.scan.rules import CALLS_ARGUMENT, is_nested_loader, rate_import
 from guard.defenses.scan.values import (
     NUMBER,
+    OPAQUE,
     Blob,
     Call,
     Global,
@@ -45,7 +46,7 @@ BlobHook = Callable[[Any, int, int, int], None]
 
 _KEEP_CHARS = 1024
 _MAX_LINE = 1 << 20
-_CHECK_EVERY = 1 << 16
+_BATCH = range(1 << 16)
 _RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copy_reg._reconstructor"})
 UNKNOWN = Token("unknown")
 
@@ -83,7 +84,6 @@ class PickleWalker:
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.imports = 0
-        self.opcodes = 0
         self.wrappers = 0
         self.limits = budget.limits
 
@@ -97,9 +97,14 @@ class PickleWalker:
         rating = rate_import(module, name)
         if rating is not None:
             self.report(rating.severity, rating.rule, g.full, f"{rating.reason} ({how})", offset)
+        # Most calls are allowlisted rebuilds (a tensor, an array): those need no closer look.
+        g.special = rating is not None or g.full in _RECONSTRUCTORS or g.full in CALLS_ARGUMENT or (
+            joblib_arrays.evaluates(g) or is_nested_loader(module, name))
         return g
 
     def call(self, func: Any, args: Any, offset: int, op: str) -> Any:
+        if type(func) is Global and not func.special:
+            return Call(func, args)
         if isinstance(func, Global):
             if func.full in _RECONSTRUCTORS and isinstance(args, Seq) and args.items:
                 first = args.items[0]
@@ -191,117 +196,140 @@ class PickleWalker:
         """
         data, end, memo, metastack = self.data, self.end, self.memo, self.metastack
         kinds, max_memo, tracked = KIND, self.limits.max_memo, self.limits.tracked_items
-        pos, stack, count, check_at = self.pos, self.stack, 0, _CHECK_EVERY
+        max_stack, call, number = self.limits.max_stack, self.call, NUMBER
+        pos, stack, done = self.pos, self.stack, -1
         offset = pos
         try:
             while True:
-                if pos >= end:
-                    raise MalformedPickle("pickle ends without STOP", pos - self.base)
-                offset = pos
-                op = data[pos]
-                pos += 1
-                count += 1
-                if count >= check_at:
-                    check_at += _CHECK_EVERY
-                    self.budget.charge_opcodes(_CHECK_EVERY)
-                if op == 0x94:  # MEMOIZE
-                    if len(memo) >= max_memo:
-                        raise LimitReached(f"more than {max_memo} memo entries")
-                    memo[len(memo)] = stack[-1]
-                elif op == 0x8C:  # SHORT_BINUNICODE
-                    n = data[pos] if pos < end else end
-                    if pos + 1 + n > end:
-                        raise MalformedPickle("truncated argument", offset - self.base)
-                    stack.append(data[pos + 1:pos + 1 + n].decode("utf-8", "surrogatepass"))
-                    pos += 1 + n
-                elif op == 0x58:  # BINUNICODE (protocols 1-3 write every string this way)
-                    if pos + 4 > end:
-                        raise MalformedPickle("truncated argument", offset - self.base)
-                    n = U32(data, pos)[0]
-                    if pos + 4 + n > end:
-                        raise MalformedPickle(f"declares {n} bytes past the end", offset - self.base)
-                    if n > _KEEP_CHARS:
-                        stack.append(LongText(n, pos + 4))
-                    else:
-                        stack.append(data[pos + 4:pos + 4 + n].decode("utf-8", "surrogatepass"))
-                    pos += 4 + n
-                elif op == 0x71 or op == 0x68:  # BINPUT, BINGET
+                self.budget.charge_opcodes(done + 1)
+                for done in _BATCH:  # the budget is charged once per batch of opcodes
                     if pos >= end:
-                        raise MalformedPickle("truncated argument", offset - self.base)
-                    index = data[pos]
+                        raise MalformedPickle("pickle ends without STOP", pos - self.base)
+                    offset = pos
+                    op = data[pos]
                     pos += 1
-                    if op == 0x68:
-                        stack.append(memo[index])
-                    else:
+                    # Ordered by how often each opcode occurs in real checkpoints. One-byte
+                    # arguments are read without a bounds check: past the stream's end they read
+                    # at most a byte or two of what follows, and the loop stops at the next opcode.
+                    if op == 0x94:  # MEMOIZE
+                        n = len(memo)
+                        if n >= max_memo:
+                            raise LimitReached(f"more than {max_memo} memo entries")
+                        memo[n] = stack[-1]
+                    elif op == 0x68:  # BINGET
+                        stack.append(memo[data[pos]])
+                        pos += 1
+                    elif op == 0x8C:  # SHORT_BINUNICODE
+                        n = data[pos]
+                        if pos + 1 + n > end:
+                            raise MalformedPickle("truncated argument", offset - self.base)
+                        stack.append(data[pos + 1:pos + 1 + n].decode("utf-8", "surrogatepass"))
+                        pos += 1 + n
+                    elif op == 0x4B:  # BININT1
+                        stack.append(data[pos])
+                        pos += 1
+                    elif op == 0x4D:  # BININT2
+                        stack.append(data[pos] | data[pos + 1] << 8)
+                        pos += 2
+                    elif op == 0x72 or op == 0x71:  # LONG_BINPUT, BINPUT
+                        size = 4 if op == 0x72 else 1
+                        if pos + size > end:
+                            raise MalformedPickle("truncated argument", offset - self.base)
+                        index = U32(data, pos)[0] if size == 4 else data[pos]
+                        pos += size
                         if len(memo) >= max_memo and index not in memo:
                             raise LimitReached(f"more than {max_memo} memo entries")
                         memo[index] = stack[-1]
-                elif op == 0x4B:  # BININT1
-                    if pos >= end:
-                        raise MalformedPickle("truncated argument", offset - self.base)
-                    stack.append(data[pos])
-                    pos += 1
-                elif op == 0x4D or op == 0x4A:  # BININT2, BININT
-                    size = 2 if op == 0x4D else 4
-                    if pos + size > end:
-                        raise MalformedPickle("truncated argument", offset - self.base)
-                    stack.append((U16 if size == 2 else I32)(data, pos)[0])
-                    pos += size
-                elif op == 0x28:  # MARK
-                    if len(metastack) >= self.limits.max_stack:
-                        raise LimitReached(f"more than {self.limits.max_stack} nested MARKs")
-                    metastack.append(stack)
-                    stack = []
-                elif 0x85 <= op <= 0x87:  # TUPLE1-3
-                    n = op - 0x84
-                    if len(stack) < n:
-                        raise IndexError
-                    items = stack[-n:]
-                    del stack[-n:]
-                    stack.append(Seq("tuple", items, n))
-                elif op == 0x47:  # BINFLOAT
-                    if pos + 8 > end:
-                        raise MalformedPickle("truncated argument", offset - self.base)
-                    stack.append(NUMBER)
-                    pos += 8
-                elif op == 0x65 or op == 0x75:  # APPENDS, SETITEMS
-                    items = stack
-                    stack = metastack.pop()
-                    target = stack[-1]
-                    if op == 0x65:
-                        if type(target) is Seq:
-                            room = tracked - len(target.items)
-                            if room > 0:
-                                target.items.extend(items[:room])
-                            target.size += len(items)
+                    elif op == 0x28:  # MARK
+                        if len(metastack) >= max_stack:
+                            raise LimitReached(f"more than {max_stack} nested MARKs")
+                        metastack.append(stack)
+                        stack = []
+                    elif 0x85 <= op <= 0x87:  # TUPLE1-3
+                        n = op - 0x84
+                        if len(stack) < n:
+                            raise IndexError
+                        items = stack[-n:]
+                        del stack[-n:]
+                        stack.append(Seq("tuple", items, n))
+                    elif op == 0x47:  # BINFLOAT
+                        if pos + 8 > end:
+                            raise MalformedPickle("truncated argument", offset - self.base)
+                        stack.append(number)
+                        pos += 8
+                    elif op == 0x52:  # REDUCE
+                        args = stack.pop()
+                        func = stack.pop()
+                        self.pos, self.stack = pos, stack
+                        stack.append(call(func, args, offset, "REDUCE"))
+                        pos = self.pos
+                    elif op == 0x58:  # BINUNICODE (protocols 1-3 write every string this way)
+                        if pos + 4 > end:
+                            raise MalformedPickle("truncated argument", offset - self.base)
+                        n = U32(data, pos)[0]
+                        if pos + 4 + n > end:
+                            raise MalformedPickle(f"declares {n} bytes past the end", offset - self.base)
+                        if n > _KEEP_CHARS:
+                            stack.append(LongText(n, pos + 4))
+                        else:
+                            stack.append(data[pos + 4:pos + 4 + n].decode("utf-8", "surrogatepass"))
+                        pos += 4 + n
+                    elif op == 0x6A:  # LONG_BINGET
+                        if pos + 4 > end:
+                            raise MalformedPickle("truncated argument", offset - self.base)
+                        stack.append(memo[U32(data, pos)[0]])
+                        pos += 4
+                    elif op == 0x74:  # TUPLE
+                        items = stack
+                        stack = metastack.pop()
+                        stack.append(Seq("tuple", items[:tracked], len(items)))
+                    elif op == 0x65 or op == 0x75:  # APPENDS, SETITEMS
+                        items = stack
+                        stack = metastack.pop()
+                        target = stack[-1]
+                        if op == 0x65:
+                            if type(target) is Seq:
+                                room = tracked - len(target.items)
+                                if room > 0:
+                                    target.items.extend(items[:room])
+                                target.size += len(items)
+                        else:
+                            if len(items) % 2:
+                                raise MalformedPickle("odd number of items for SETITEMS", offset - self.base)
+                            if type(target) is Mapping:
+                                self.fill(target, items)
+                    elif op == 0x5D:  # EMPTY_LIST
+                        stack.append(Seq("list", [], 0))
+                    elif op == 0x4A:  # BININT
+                        if pos + 4 > end:
+                            raise MalformedPickle("truncated argument", offset - self.base)
+                        stack.append(I32(data, pos)[0])
+                        pos += 4
+                    elif op == 0x89 or op == 0x88:  # NEWFALSE, NEWTRUE
+                        stack.append(op == 0x88)
+                    elif op == 0x51:  # BINPERSID: torch's storages
+                        stack.pop()
+                        stack.append(OPAQUE)
+                    elif op == 0x7D:  # EMPTY_DICT
+                        stack.append(Mapping())
+                    elif op == 0x29:  # EMPTY_TUPLE
+                        stack.append(Seq("tuple", [], 0))
+                    elif op == 0x4E:  # NONE
+                        stack.append(None)
+                    elif op == 0x2E:  # STOP
+                        if not stack:  # the unpickler pops its result here
+                            raise MalformedPickle("STOP with an empty stack", offset - self.base)
+                        self.pos, self.stack = pos, stack
+                        self.budget.charge_opcodes(done + 1)
+                        return pos
                     else:
-                        if len(items) % 2:
-                            raise MalformedPickle("odd number of items for SETITEMS", offset - self.base)
-                        if type(target) is Mapping:
-                            self.fill(target, items)
-                elif op == 0x5D:  # EMPTY_LIST
-                    stack.append(Seq("list", [], 0))
-                elif op == 0x7D:  # EMPTY_DICT
-                    stack.append(Mapping())
-                elif op == 0x29:  # EMPTY_TUPLE
-                    stack.append(Seq("tuple", [], 0))
-                elif op == 0x4E:  # NONE
-                    stack.append(None)
-                elif op == 0x2E:  # STOP
-                    if not stack:  # the unpickler pops its result here
-                        raise MalformedPickle("STOP with an empty stack", offset - self.base)
-                    self.pos, self.stack = pos, stack
-                    self.opcodes += count
-                    self.budget.charge_opcodes(count % _CHECK_EVERY)
-                    return pos
-                else:
-                    kind = kinds[op]
-                    if kind < 0:
-                        raise MalformedPickle(f"invalid opcode 0x{op:02x}", offset - self.base)
-                    self.pos, self.stack = pos, stack
-                    arg = None if kind == NONE else read_argument(self, kind, offset)
-                    DISPATCH[op](self, arg, offset)
-                    pos, stack = self.pos, self.stack
+                        kind = kinds[op]
+                        if kind < 0:
+                            raise MalformedPickle(f"invalid opcode 0x{op:02x}", offset - self.base)
+                        self.pos, self.stack = pos, stack
+                        arg = None if kind == NONE else read_argument(self, kind, offset)
+                        DISPATCH[op](self, arg, offset)
+                        pos, stack = self.pos, self.stack
         except IndexError:
             raise MalformedPickle("stack underflow or MARK expected", offset - self.base) from None
         except KeyError as exc:
