@@ -205,7 +205,8 @@ def test_every_rule_has_help() -> None:
 
     from guard.defenses.scan.report import RULE_HELP
 
-    source = "".join(p.read_text() for p in Path(__file__).parents[1].joinpath("defenses", "scan").glob("*.py"))
+    scan_dir = Path(__file__).parents[1].joinpath("defenses", "scan")
+    source = "".join(p.read_text() for p in scan_dir.glob("*.py"))
     raised = set(re.findall(r'report\(\s*Severity\.\w+,\s*"([a-z0-9-]+)"', source))
     raised |= set(re.findall(r'Rating\(Severity\.\w+, "([a-z0-9-]+)"', source))
     assert raised, "the pattern found no rule at all"

@@ -254,10 +254,10 @@ class FileScanner:
         for entry in listing.entries:
             if entry.data_start < 0 or entry.name in storages:
                 continue
-            if entry.name == "schema.json":
-                self._skops_schema(data, start, entry, member)
-            elif entry.name == "config.json" and keras:
-                self._keras_config(data, start, entry, member)
+            if entry.name == "schema.json":  # skops: every type it would rebuild is rated
+                self._document(data, start, entry, member, _scan_skops_schema)
+            elif entry.name == "config.json" and keras:  # layers and the objects it names
+                self._document(data, start, entry, member, scan_keras_config)
             else:
                 self._zip_entry(data, start, entry, member, depth)
         if "schema.json" in names:
@@ -288,21 +288,14 @@ class FileScanner:
         buf, _ = self._inflate(ZIP_METHODS[method], data, lo, hi, join(member, entry.name))
         return buf, 0, len(buf)
 
-    def _keras_config(self, data: Any, origin: int, entry: ZipEntry, member: str) -> None:
-        """A ``.keras`` archive's ``config.json``: its layers and the objects it names are rated."""
+    def _document(self, data: Any, origin: int, entry: ZipEntry, member: str,
+                  rate: Callable[[bytes, str, Findings], None]) -> None:
+        """An archive's JSON description of its model (skops' ``schema.json``, Keras'
+        ``config.json``), rated by the format's own scanner."""
         found = self._entry_bytes(data, origin, entry, member)
         if found is not None:
             buf, lo, hi = found
-            scan_keras_config(bytes(buf[lo:hi]), join(member, entry.name), self.findings)
-
-    def _skops_schema(self, data: Any, origin: int, entry: ZipEntry, member: str) -> None:
-        """A skops archive's ``schema.json``: every type it would make skops rebuild is rated."""
-        from guard.defenses.scan.skops import scan_skops_schema
-
-        found = self._entry_bytes(data, origin, entry, member)
-        if found is not None:
-            buf, lo, hi = found
-            scan_skops_schema(bytes(buf[lo:hi]), join(member, entry.name), self.findings)
+            rate(bytes(buf[lo:hi]), join(member, entry.name), self.findings)
 
     def _zip_entry(self, data: Any, origin: int, entry: ZipEntry, member: str, depth: int) -> None:
         inner = join(member, entry.name)
@@ -314,13 +307,15 @@ class FileScanner:
         if method != 0 and method not in ZIP_METHODS:
             self._entry_bytes(data, origin, entry, member)  # reports it
             return
-        head = bytes(data[lo:min(hi, lo + 16)]) if method == 0 else _peek(ZIP_METHODS[method], data, lo, hi)
+        head = bytes(data[lo:min(hi, lo + 16)])
+        if method != 0:
+            peeked = _peek(ZIP_METHODS[method], data, lo, hi, 1 << 16)
+            if peeked.startswith(b"\x93NUMPY") and not _npy_may_hold_objects(peeked):
+                return  # a plain array: np.load never unpickles its data, so it need not be inflated
+            head = peeked[:16]
         if not (named_pickle(entry.name) or entry.name.lower().endswith(TORCH_SUFFIXES + MODEL_SUFFIXES)
                 or _may_be_file(head)):
             return
-        if method != 0 and head.startswith(b"\x93NUMPY") and not _npy_may_hold_objects(
-                _peek(ZIP_METHODS[method], data, lo, hi, 1 << 16)):
-            return  # a plain array: np.load never unpickles its data, so it need not be inflated
         found = self._entry_bytes(data, origin, entry, member)
         if found is None:
             return
@@ -424,7 +419,13 @@ class FileScanner:
         return bytes(out), whole and finished()
 
 
-def _peek(compression: str, data: Any, lo: int, hi: int, n: int = 16) -> bytes:
+def _scan_skops_schema(schema: bytes, member: str, findings: Findings) -> None:
+    from guard.defenses.scan.skops import scan_skops_schema  # imports scikit-learn: only when needed
+
+    scan_skops_schema(schema, member, findings)
+
+
+def _peek(compression: str, data: Any, lo: int, hi: int, n: int) -> bytes:
     """The first ``n`` bytes a compressed zip entry inflates to (fewer if it is corrupt)."""
     decompress, _ = decompressor(compression)
     out = b""
