@@ -195,7 +195,7 @@ class PickleWalker:
         :meth:`_argument` and :meth:`_step`, which handle every opcode the same way.
         """
         data, end, memo, metastack = self.data, self.end, self.memo, self.metastack
-        kinds, max_memo, tracked = KIND, self.limits.max_memo, self.limits.tracked_items
+        max_memo, tracked = self.limits.max_memo, self.limits.tracked_items
         max_stack, call, number = self.limits.max_stack, self.call, NUMBER
         pos, stack, done = self.pos, self.stack, -1
         offset = pos
@@ -208,61 +208,96 @@ class PickleWalker:
                     offset = pos
                     op = data[pos]
                     pos += 1
-                    # Ordered by how often each opcode occurs in real checkpoints. One-byte
-                    # arguments are read without a bounds check: past the stream's end they read
-                    # at most a byte or two of what follows, and the loop stops at the next opcode.
-                    if op == 0x94:  # MEMOIZE
-                        n = len(memo)
-                        if n >= max_memo:
-                            raise LimitReached(f"more than {max_memo} memo entries")
-                        memo[n] = stack[-1]
-                    elif op == 0x68:  # BINGET
-                        stack.append(memo[data[pos]])
-                        pos += 1
-                    elif op == 0x8C:  # SHORT_BINUNICODE
-                        n = data[pos]
-                        if pos + 1 + n > end:
+                    # A three-way split on the opcode's value, then each group ordered by how
+                    # often its opcodes occur in real checkpoints (torch writes protocol 2, pickle
+                    # and joblib protocol 4/5). One-byte arguments are read without a bounds check:
+                    # past the stream's end they read at most a byte or two of what follows, and
+                    # the loop stops at the next opcode.
+                    if op >= 0x80:
+                        if op == 0x94:  # MEMOIZE
+                            n = len(memo)
+                            if n >= max_memo:
+                                raise LimitReached(f"more than {max_memo} memo entries")
+                            memo[n] = stack[-1]
+                        elif op == 0x8C:  # SHORT_BINUNICODE
+                            n = data[pos]
+                            if pos + 1 + n > end:
+                                raise MalformedPickle("truncated argument", offset - self.base)
+                            stack.append(data[pos + 1:pos + 1 + n].decode("utf-8", "surrogatepass"))
+                            pos += 1 + n
+                        elif op <= 0x87 and op >= 0x85:  # TUPLE1-3
+                            n = op - 0x84
+                            if len(stack) < n:
+                                raise IndexError
+                            items = stack[-n:]
+                            del stack[-n:]
+                            stack.append(Seq("tuple", items, n))
+                        elif op == 0x89 or op == 0x88:  # NEWFALSE, NEWTRUE
+                            stack.append(op == 0x88)
+                        else:
+                            pos, stack = self.step(op, pos, stack, offset)
+                    elif op >= 0x5D:
+                        if op == 0x72:  # LONG_BINPUT
+                            if pos + 4 > end:
+                                raise MalformedPickle("truncated argument", offset - self.base)
+                            index = U32(data, pos)[0]
+                            pos += 4
+                            if len(memo) >= max_memo and index not in memo:
+                                raise LimitReached(f"more than {max_memo} memo entries")
+                            memo[index] = stack[-1]
+                        elif op == 0x68:  # BINGET
+                            stack.append(memo[data[pos]])
+                            pos += 1
+                        elif op == 0x71:  # BINPUT
+                            index = data[pos]
+                            pos += 1
+                            if len(memo) >= max_memo and index not in memo:
+                                raise LimitReached(f"more than {max_memo} memo entries")
+                            memo[index] = stack[-1]
+                        elif op == 0x74:  # TUPLE
+                            items = stack
+                            stack = metastack.pop()
+                            stack.append(Seq("tuple", items[:tracked], len(items)))
+                        elif op == 0x5D:  # EMPTY_LIST
+                            stack.append(Seq("list", [], 0))
+                        elif op == 0x65 or op == 0x75:  # APPENDS, SETITEMS
+                            items = stack
+                            stack = metastack.pop()
+                            target = stack[-1]
+                            if op == 0x65:
+                                if type(target) is Seq:
+                                    room = tracked - len(target.items)
+                                    if room > 0:
+                                        target.items.extend(items[:room])
+                                    target.size += len(items)
+                            else:
+                                if len(items) % 2:
+                                    raise MalformedPickle("odd number of items for SETITEMS",
+                                                          offset - self.base)
+                                if type(target) is Mapping:
+                                    self.fill(target, items)
+                        elif op == 0x6A:  # LONG_BINGET
+                            if pos + 4 > end:
+                                raise MalformedPickle("truncated argument", offset - self.base)
+                            stack.append(memo[U32(data, pos)[0]])
+                            pos += 4
+                        elif op == 0x7D:  # EMPTY_DICT
+                            stack.append(Mapping())
+                        else:
+                            pos, stack = self.step(op, pos, stack, offset)
+                    elif op == 0x4A:  # BININT
+                        if pos + 4 > end:
                             raise MalformedPickle("truncated argument", offset - self.base)
-                        stack.append(data[pos + 1:pos + 1 + n].decode("utf-8", "surrogatepass"))
-                        pos += 1 + n
+                        stack.append(I32(data, pos)[0])
+                        pos += 4
                     elif op == 0x4B:  # BININT1
                         stack.append(data[pos])
                         pos += 1
-                    elif op == 0x4D:  # BININT2
-                        stack.append(data[pos] | data[pos + 1] << 8)
-                        pos += 2
-                    elif op == 0x72 or op == 0x71:  # LONG_BINPUT, BINPUT
-                        size = 4 if op == 0x72 else 1
-                        if pos + size > end:
-                            raise MalformedPickle("truncated argument", offset - self.base)
-                        index = U32(data, pos)[0] if size == 4 else data[pos]
-                        pos += size
-                        if len(memo) >= max_memo and index not in memo:
-                            raise LimitReached(f"more than {max_memo} memo entries")
-                        memo[index] = stack[-1]
                     elif op == 0x28:  # MARK
                         if len(metastack) >= max_stack:
                             raise LimitReached(f"more than {max_stack} nested MARKs")
                         metastack.append(stack)
                         stack = []
-                    elif 0x85 <= op <= 0x87:  # TUPLE1-3
-                        n = op - 0x84
-                        if len(stack) < n:
-                            raise IndexError
-                        items = stack[-n:]
-                        del stack[-n:]
-                        stack.append(Seq("tuple", items, n))
-                    elif op == 0x47:  # BINFLOAT
-                        if pos + 8 > end:
-                            raise MalformedPickle("truncated argument", offset - self.base)
-                        stack.append(number)
-                        pos += 8
-                    elif op == 0x52:  # REDUCE
-                        args = stack.pop()
-                        func = stack.pop()
-                        self.pos, self.stack = pos, stack
-                        stack.append(call(func, args, offset, "REDUCE"))
-                        pos = self.pos
                     elif op == 0x58:  # BINUNICODE (protocols 1-3 write every string this way)
                         if pos + 4 > end:
                             raise MalformedPickle("truncated argument", offset - self.base)
@@ -274,46 +309,25 @@ class PickleWalker:
                         else:
                             stack.append(data[pos + 4:pos + 4 + n].decode("utf-8", "surrogatepass"))
                         pos += 4 + n
-                    elif op == 0x6A:  # LONG_BINGET
-                        if pos + 4 > end:
+                    elif op == 0x52:  # REDUCE
+                        args = stack.pop()
+                        func = stack.pop()
+                        self.pos, self.stack = pos, stack
+                        stack.append(call(func, args, offset, "REDUCE"))
+                        pos = self.pos
+                    elif op == 0x47:  # BINFLOAT
+                        if pos + 8 > end:
                             raise MalformedPickle("truncated argument", offset - self.base)
-                        stack.append(memo[U32(data, pos)[0]])
-                        pos += 4
-                    elif op == 0x74:  # TUPLE
-                        items = stack
-                        stack = metastack.pop()
-                        stack.append(Seq("tuple", items[:tracked], len(items)))
-                    elif op == 0x65 or op == 0x75:  # APPENDS, SETITEMS
-                        items = stack
-                        stack = metastack.pop()
-                        target = stack[-1]
-                        if op == 0x65:
-                            if type(target) is Seq:
-                                room = tracked - len(target.items)
-                                if room > 0:
-                                    target.items.extend(items[:room])
-                                target.size += len(items)
-                        else:
-                            if len(items) % 2:
-                                raise MalformedPickle("odd number of items for SETITEMS", offset - self.base)
-                            if type(target) is Mapping:
-                                self.fill(target, items)
-                    elif op == 0x5D:  # EMPTY_LIST
-                        stack.append(Seq("list", [], 0))
-                    elif op == 0x4A:  # BININT
-                        if pos + 4 > end:
-                            raise MalformedPickle("truncated argument", offset - self.base)
-                        stack.append(I32(data, pos)[0])
-                        pos += 4
-                    elif op == 0x89 or op == 0x88:  # NEWFALSE, NEWTRUE
-                        stack.append(op == 0x88)
+                        stack.append(number)
+                        pos += 8
+                    elif op == 0x4D:  # BININT2
+                        stack.append(data[pos] | data[pos + 1] << 8)
+                        pos += 2
+                    elif op == 0x29:  # EMPTY_TUPLE
+                        stack.append(Seq("tuple", [], 0))
                     elif op == 0x51:  # BINPERSID: torch's storages
                         stack.pop()
                         stack.append(OPAQUE)
-                    elif op == 0x7D:  # EMPTY_DICT
-                        stack.append(Mapping())
-                    elif op == 0x29:  # EMPTY_TUPLE
-                        stack.append(Seq("tuple", [], 0))
                     elif op == 0x4E:  # NONE
                         stack.append(None)
                     elif op == 0x2E:  # STOP
@@ -323,19 +337,23 @@ class PickleWalker:
                         self.budget.charge_opcodes(done + 1)
                         return pos
                     else:
-                        kind = kinds[op]
-                        if kind < 0:
-                            raise MalformedPickle(f"invalid opcode 0x{op:02x}", offset - self.base)
-                        self.pos, self.stack = pos, stack
-                        arg = None if kind == NONE else read_argument(self, kind, offset)
-                        DISPATCH[op](self, arg, offset)
-                        pos, stack = self.pos, self.stack
+                        pos, stack = self.step(op, pos, stack, offset)
         except IndexError:
             raise MalformedPickle("stack underflow or MARK expected", offset - self.base) from None
         except KeyError as exc:
             raise MalformedPickle(f"memo key {exc} not defined", offset - self.base) from None
         except UnicodeDecodeError:  # the unpickler stops here too
             raise MalformedPickle("string argument is not valid UTF-8", offset - self.base) from None
+
+    def step(self, op: int, pos: int, stack: list[Any], offset: int) -> tuple[int, list[Any]]:
+        """Any opcode the loop does not inline: read its argument, run its handler."""
+        kind = KIND[op]
+        if kind < 0:
+            raise MalformedPickle(f"invalid opcode 0x{op:02x}", offset - self.base)
+        self.pos, self.stack = pos, stack
+        arg = None if kind == NONE else read_argument(self, kind, offset)
+        DISPATCH[op](self, arg, offset)
+        return self.pos, self.stack
 
     # -- pieces ------------------------------------------------------------------------------
     def fill(self, mapping: Mapping, items: list[Any]) -> None:
