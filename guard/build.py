@@ -42,7 +42,7 @@ def parse_clip(text: str) -> Clip:
         raise ConfigError(
             f"--clip {text!r}: expected 'lo,hi' (e.g. 0,1) or 'none' for unbounded inputs"
         ) from None
-    return _checked_clip((lo, hi))
+    return checked_clip((lo, hi))
 
 
 def build_target(
@@ -62,7 +62,7 @@ def build_target(
     decrypted from ``model_path``, say ``model.pt.enc``, then loaded as the file named
     without ``.enc``).
     """
-    clip_range = _checked_clip(clip)
+    clip_range = checked_clip(clip)
     model_path = Path(model_path)
     decrypted = model_bytes is not None and model_path.suffix == ".enc"
     shown = model_path.with_suffix("") if decrypted else model_path
@@ -105,12 +105,12 @@ def build_target_from_objects(
     feature_names: tuple[str, ...] | None = None,
 ) -> Target:
     """The same checks as :func:`build_target` for a live ``nn.Module`` or fitted estimator."""
-    clip_range = _checked_clip(clip)
+    clip_range = checked_clip(clip)
     dataset = make_dataset(x, y, x_train=x_train, y_train=y_train, feature_names=feature_names)
     return _assemble(model_obj, dataset, clip=clip_range, name=name, artifact=None, source="")
 
 
-def _checked_clip(clip: Clip | str) -> Clip:
+def checked_clip(clip: Clip | str) -> Clip:
     if isinstance(clip, str):
         return parse_clip(clip)
     if clip is None:

@@ -44,6 +44,8 @@ class AuditOptions:
     passphrase_env: str | None = None
     verify_with: str | None = None
     manifest: str | None = None
+    probes: dict[str, dict[str, Any]] | None = None
+    """``[probes.<id or alias>]`` tables: one probe's settings (checked when the plan is built)."""
 
     def merged_over(self, base: AuditOptions) -> AuditOptions:
         """These options, falling back to ``base`` where not given."""
@@ -90,6 +92,10 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if not items or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
             raise bad("a number or a list of numbers")
         return tuple(float(v) for v in items)
+    if key == "probes":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise bad("a table of tables, e.g. [tool.guard.probes.pgd] with steps = 100")
+        return {str(k): dict(v) for k, v in value.items()}
     if key in _LIST_STR_KEYS:
         items = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) for v in items):

@@ -120,12 +120,18 @@ class AuditResult:
     evidence: list[Evidence]
     environment: dict[str, Any]
     findings: list[Finding] = field(default_factory=list)
+    gate: dict[str, Any] | None = None
+    """The audit service's gate decision (fail_on, passed, failing control ids), set once
+    the findings are judged: what the verdict in every report shows."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema": SCHEMA,
             "target": self.target,
             "evidence": [e.to_dict() for e in self.evidence],
             "findings": [f.to_dict() for f in self.findings],
             "environment": self.environment,
         }
+        if self.gate is not None:
+            out["gate"] = dict(self.gate)
+        return out

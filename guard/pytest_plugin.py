@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from guard import SEVERITY_ORDER
 from guard.errors import ConfigError, GuardError
+
+_FAIL_ON = ("info", "low", "medium", "high", "critical", "never")  # guard.audit.FAIL_ON, kept
+# literal so that loading the plugin (in every pytest run of the environment) imports nothing
 
 MARKER_ARGS = frozenset({"attacks", "eps", "policy", "min_accuracy", "fail_on", "clip", "strictness",
                          "samples", "steps", "norm"})
@@ -33,8 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--guard-policy", action="append", default=None, metavar="PACK",
                     help="policy pack applied to every audit (repeatable), e.g. gdpr")
     group.addoption("--guard-fail-on", default=None,
-                    choices=list(SEVERITY_ORDER),
-                    help="severity at which a failing control fails assert_policy (default high)")
+                    choices=list(_FAIL_ON),
+                    help="severity at which a failing control fails assert_policy and the "
+                         "session's gate (default high; never: report only)")
     group.addoption("--guard-profile", default=None, choices=["quick", "thorough"],
                     help="attack effort: quick (default) or thorough")
     group.addoption("--guard-seed", type=int, default=None, help="seed for audits (default 0)")
@@ -127,16 +130,41 @@ class GuardSession:
                 clip="undeclared" if spec.clip is None else parse_clip(spec.clip),
                 thresholds=dict(tool.get("thresholds", {})),
                 report_dir=None if report is None else Path(report),
+                waivers=self._relative(spec.waivers),
+                baseline=self._relative(spec.baseline),
             )
         except GuardError as exc:
             raise pytest.UsageError(f"guard: {exc}") from None
 
+    def _relative(self, path: str | None) -> Path | None:
+        """A file named in [tool.guard], read from the project's root."""
+        if path is None:
+            return None
+        return Path(path) if Path(path).is_absolute() else self.config.rootpath / path
+
+    @property
+    def policy(self) -> Any:
+        """The session's packs, waivers, baseline and thresholds, loaded once."""
+        if getattr(self, "_policy", None) is None:
+            from guard.audit import PolicySetup
+
+            s = self.settings
+            try:
+                self._policy = PolicySetup.load(s.policies, waivers=s.waivers, baseline=s.baseline,
+                                                thresholds=s.thresholds)
+            except GuardError as exc:
+                raise pytest.UsageError(f"guard: {exc}") from None
+        return self._policy
+
     def audit(self, model: Any, data: Any, **kwargs: Any) -> Any:
+        from guard.audit import Gate
         from guard.testing import audit_model
 
         _, result = audit_model(model, data, self.settings, cache=self.cache, **kwargs)
-        for pack in self.settings.policies:
-            result.apply_policy(pack)
+        if self.policy.active and not result.result.findings:
+            self.policy.judge(result.result)
+        if result.result.findings:
+            result.result.gate = Gate.of(result.result, self.settings.fail_on).to_dict()
         return result
 
     def documents(self) -> dict[str, dict[str, Any]]:
@@ -146,19 +174,14 @@ class GuardSession:
         return docs
 
     def failing(self, doc: dict[str, Any]) -> list[str]:
-        """The controls that fail this audit's gate at the session's --guard-fail-on."""
-        if not doc.get("findings"):
-            return []
-        from guard.policies import gating_findings
-        from guard.serialization import finding_from_dict
-
-        findings = [finding_from_dict(f) for f in doc["findings"]]
-        return sorted(f.control for f in gating_findings(findings, self.settings.fail_on))
+        """The controls that fail this audit's gate (the decision the audit service recorded)."""
+        gate = doc.get("gate") or {}
+        return sorted(str(c) for c in gate.get("failing", []))
 
     @pytest.hookimpl
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Check the settings before any test runs: a bad [tool.guard] is a usage error."""
-        _ = self.settings
+        _ = self.settings, self.policy
 
     # -- the marker ---------------------------------------------------------------------
 

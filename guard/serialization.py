@@ -27,7 +27,8 @@ def evidence_from_dict(data: dict[str, Any]) -> Evidence:
     return Evidence(
         probe=data["probe"],
         params=dict(data.get("params", {})),
-        metrics={k: Metric.from_dict(v) for k, v in data.get("metrics", {}).items() if v is not None},
+        metrics={k: Metric.from_dict(v) for k, v in (data.get("metrics") or {}).items()
+                 if isinstance(v, dict)},
         flags=[Flag(f["code"], f["detail"]) for f in data.get("flags", [])],
         curves=curves,
         seed=data.get("seed"),
@@ -49,4 +50,5 @@ def audit_result_from_dict(data: dict[str, Any]) -> AuditResult:
         evidence=[evidence_from_dict(e) for e in data.get("evidence", [])],
         environment=dict(data.get("environment", {})),
         findings=[finding_from_dict(f) for f in data.get("findings", [])],
+        gate=dict(data["gate"]) if isinstance(data.get("gate"), dict) else None,
     )

@@ -52,18 +52,26 @@ class Metric:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Metric:
+        """Read back what :meth:`to_dict` wrote; ``null`` (a non-finite value, as report.json
+        stores it) reads as NaN, so a re-render shows it as not available."""
         ci = data.get("ci95")
         return cls(
-            value=float(data["value"]),
+            value=_number(data.get("value")),
             n=None if data.get("n") is None else int(data["n"]),
-            ci95=None if ci is None else (float(ci[0]), float(ci[1])),
+            ci95=None if ci is None else (_number(ci[0]), _number(ci[1])),
         )
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def format_rate(metric: Mapping[str, Any] | None) -> str:
     """A proportion from report.json as ``41.0% [36.8%, 45.4%]`` (the interval when it has one)."""
     if not metric:
         return "-"
+    if metric.get("value") is None:
+        return "n/a"
     value = float(metric["value"])
     ci = metric.get("ci95")
     if isinstance(ci, list | tuple) and len(ci) == 2:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from guard import SEVERITY_ORDER
+from guard.audit import Gate
 from guard.errors import ConfigError
 from guard.evidence import AuditResult, Finding
 
@@ -49,12 +49,15 @@ class GuardSettings:
     clip: tuple[float, float] | None | str = "undeclared"
     thresholds: dict[str, Any] = field(default_factory=dict)
     report_dir: Path | None = None
+    waivers: Path | None = None
+    baseline: Path | None = None
 
     def __post_init__(self) -> None:
+        from guard.audit import parse_fail_on
+
         if self.profile not in PROFILES:
             raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
-        if self.fail_on not in SEVERITY_ORDER:
-            raise ConfigError(f"fail_on must be one of {', '.join(SEVERITY_ORDER)}, got {self.fail_on!r}")
+        object.__setattr__(self, "fail_on", parse_fail_on(self.fail_on, "fail_on"))
         if self.strictness not in STRICTNESS:
             raise ConfigError(
                 f"strictness must be one of {', '.join(STRICTNESS)}, got {self.strictness!r}"
@@ -129,24 +132,23 @@ class GuardResult:
             )
 
     def apply_policy(self, pack: str) -> list[Finding]:
-        """Evaluate a policy pack on this audit; its findings join the result's."""
-        from guard import policies
-
-        findings = policies.evaluate(
-            self.result, [policies.load_pack(pack)], thresholds=self.settings.thresholds
-        )
+        """Evaluate a policy pack on this audit (with the session's waivers, baseline and
+        thresholds, as ``guard audit`` would); its findings join the result's."""
+        findings = _judged(self.result, self.settings, [pack]).findings
         self.result.findings = _merge_findings(self.result.findings, findings)
+        self.result.gate = Gate.of(self.result, self.settings.fail_on).to_dict()
         return findings
 
     def assert_policy(self, pack: str, *, fail_on: str | None = None) -> None:
-        """Fail when a non-waived control of ``pack`` at or above ``fail_on`` fails."""
+        """Fail when a control of ``pack`` at or above ``fail_on`` fails the gate (neither
+        waived nor known from the baseline)."""
         __tracebackhide__ = True
-        from guard import policies
+        from guard.audit import parse_fail_on
 
-        level = fail_on or self.settings.fail_on
-        if level not in SEVERITY_ORDER:
-            raise ConfigError(f"fail_on must be one of {', '.join(SEVERITY_ORDER)}, got {level!r}")
-        failing = policies.gating_findings(self.apply_policy(pack), level)
+        level = parse_fail_on(fail_on, "fail_on", default=self.settings.fail_on)
+        judged = _judged(self.result, self.settings, [pack])
+        self.apply_policy(pack)
+        failing = Gate.of(judged, level).failing
         if not failing:
             return
         lines = [f"{self.name} fails policy {pack!r} at --fail-on {level}:"]
@@ -156,6 +158,16 @@ class GuardResult:
             )
             lines.append(f"  [{f.severity}] {f.control} {f.title}: {f.detail} ({refs})")
         raise GuardAssertionError("\n".join(lines))
+
+
+def _judged(result: AuditResult, settings: GuardSettings, packs: list[str]) -> AuditResult:
+    """A copy of ``result`` judged by ``packs`` through the audit service's policy setup."""
+    from guard.audit import PolicySetup
+
+    copy = AuditResult(target=result.target, evidence=result.evidence, environment=result.environment)
+    PolicySetup.load(packs, waivers=settings.waivers, baseline=settings.baseline,
+                     thresholds=settings.thresholds).judge(copy)
+    return copy
 
 
 def _why(mode: str) -> str:
@@ -253,9 +265,13 @@ def audit_model(
     cache: dict[str, AuditResult] | None = None,
     **probe_settings: Any,
 ) -> tuple[str, GuardResult]:
-    """Audit and return (cache key, result); a cached result is reused for the same key."""
-    from guard.audit import AuditPlan, run_audit
-    from guard.build import build_target, build_target_from_objects
+    """Audit and return (cache key, result); a cached result is reused for the same key.
+
+    The audit goes through the audit service: a model file gets the same artifact probes
+    (encryption state, scan) as ``guard audit``, and the global random state is untouched.
+    """
+    from guard import audit as service
+    from guard.build import build_target_from_objects
     from guard.probes import probe_class
 
     declared = clip if clip != "undeclared" else settings.clip
@@ -276,22 +292,26 @@ def audit_model(
     key = cache_key(model_digest(model), eval_data, plan_doc)
     if cache is not None and key in cache:
         return key, GuardResult(cache[key], settings, key)
+    subject: service.ModelFiles | Any
     if isinstance(model, str | Path):
         if not isinstance(eval_data, Path):
             raise ConfigError("a model file needs a data file too (npz or csv)")
-        target = build_target(Path(model), eval_data, clip=declared, arch=arch, name=name)
+        from guard.build import checked_clip
+
+        subject = service.ModelFiles(model=Path(model), data=eval_data, clip=checked_clip(declared),
+                                     arch=arch, name=name)
     else:
         if isinstance(eval_data, Path):
             from guard.data import load_data
 
             loaded = load_data(eval_data)
             eval_data = EvalData(loaded.x_eval, loaded.y_eval, loaded.x_train, loaded.y_train)
-        target = build_target_from_objects(
+        subject = build_target_from_objects(
             model, eval_data.x, eval_data.y, clip=declared,
             name=name or type(model).__name__, x_train=eval_data.x_train, y_train=eval_data.y_train,
         )
-    plan = AuditPlan(attacks=chosen, probe_settings=knobs, seed=settings.seed)
-    result = run_audit(target, plan)
+    plan = service.AuditPlan(attacks=chosen, probe_settings=knobs, seed=settings.seed)
+    [result] = service.audit([subject], plan).results
     if cache is not None:
         cache[key] = result
     return key, GuardResult(result, settings, key)

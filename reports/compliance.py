@@ -14,8 +14,9 @@ grouping are tested without parsing HTML.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from guard import SEVERITY_ORDER
 
@@ -154,10 +155,11 @@ class SummaryView:
     worst: tuple[WorstView, ...]
 
 
-def compliance_view(findings: Sequence[FindingRecord]) -> ComplianceView:
+def compliance_view(findings: Sequence[FindingRecord],
+                    gate: Mapping[str, Any] | None = None) -> ComplianceView:
     ordered = worst_first(findings)
     return ComplianceView(
-        verdict=verdict(findings),
+        verdict=gated_verdict(findings, gate),
         counts=_counts(findings),
         findings=tuple(_finding_view(f) for f in ordered),
         regulations=regulation_views(findings),
@@ -193,7 +195,31 @@ def verdict(findings: Sequence[FindingRecord]) -> Verdict:
                    f"{plural(counts[PASS], 'control')} passed{tail}.")
 
 
-def summary_view(targets: Sequence[tuple[str, str, Sequence[FindingRecord]]]) -> SummaryView:
+def gated_verdict(findings: Sequence[FindingRecord], gate: Mapping[str, Any] | None) -> Verdict:
+    """The verdict the audit service's gate decided (report.json's ``gate``): the same
+    decision as the exit code. Without a recorded gate (an older report), the findings'."""
+    plain = verdict(findings)
+    if not gate or not findings:
+        return plain
+    level = str(gate.get("fail_on", "high"))
+    if level == "never":
+        return Verdict("not gated", plain.css, f"{plain.sentence} Not gated: this run was asked "
+                                               "not to fail on findings (--fail-on never).")
+    gating = [str(c) for c in gate.get("failing") or ()]
+    if gating:
+        shown = ", ".join(gating[:5]) + (f" and {len(gating) - 5} more" if len(gating) > 5 else "")
+        return Verdict("fail", "fail", f"{plural(len(gating), 'control')} fail the gate at --fail-on "
+                                       f"{level}: {shown}. {plain.sentence}")
+    below = [f for f in findings if f.failing]
+    if below:
+        return Verdict("pass", "waived", f"No control fails the gate at --fail-on {level}; "
+                                         f"{plural(len(below), 'control')} failed below that severity "
+                                         "or were known from the baseline report.")
+    return plain
+
+
+def summary_view(targets: Sequence[tuple[str, str, Sequence[FindingRecord]]],
+                 gates: Sequence[Mapping[str, Any] | None] | None = None) -> SummaryView:
     """The executive summary of ``(anchor, name, findings)`` for each target."""
     everything = [f for _, _, findings in targets for f in findings]
     failing = [f for f in everything if f.failing]
@@ -201,20 +227,23 @@ def summary_view(targets: Sequence[tuple[str, str, Sequence[FindingRecord]]]) ->
                              "fail" if s in ALARM_SEVERITIES else "na") for s in reversed(SEVERITY_ORDER))
     worst = sorted(((anchor, name, f) for anchor, name, findings in targets for f in findings if f.failing),
                    key=lambda t: (-severity_rank(t[2].severity), status_rank(t[2].status), t[2].control))
+    gate_of = list(gates) if gates is not None else [None] * len(targets)
+    verdicts = [gated_verdict(findings, g) for (_, _, findings), g in zip(targets, gate_of, strict=True)]
     return SummaryView(
-        verdict=_overall(targets),
+        verdict=_overall(targets, verdicts),
         statuses=_counts(everything),
         severities=severities,
-        rows=tuple(SummaryRow(anchor, name, verdict(findings), _counts(findings))
-                   for anchor, name, findings in targets),
+        rows=tuple(SummaryRow(anchor, name, v, _counts(findings))
+                   for (anchor, name, findings), v in zip(targets, verdicts, strict=True)),
         worst=tuple(WorstView(anchor, name, f.control, f.title, f.severity, f.status_label,
                               STATUS_CLASSES.get(f.status, "other"))
                     for anchor, name, f in worst[:WORST_SHOWN]),
     )
 
 
-def _overall(targets: Sequence[tuple[str, str, Sequence[FindingRecord]]]) -> Verdict:
-    judged = [(name, verdict(findings)) for _, name, findings in targets if findings]
+def _overall(targets: Sequence[tuple[str, str, Sequence[FindingRecord]]],
+             verdicts: Sequence[Verdict]) -> Verdict:
+    judged = [(name, v) for (_, name, findings), v in zip(targets, verdicts, strict=True) if findings]
     if not judged:
         return Verdict("not judged", "na", "No policy was applied to any target: this report holds "
                                            "evidence only.")
@@ -222,6 +251,9 @@ def _overall(targets: Sequence[tuple[str, str, Sequence[FindingRecord]]]) -> Ver
     if failed:
         return Verdict("fail", "fail", f"{len(failed)} of {plural(len(targets), 'target')} failed at "
                                        "least one control.")
+    if all(v.word == "not gated" for _, v in judged):
+        return Verdict("not gated", "na", "Findings are shown but this run was asked not to fail on "
+                                          "them (--fail-on never).")
     if all(v.word == "not assessed" for _, v in judged):
         return Verdict("not assessed", "na", "No control could be assessed on any target.")
     waived = any(v.word == "pass with waivers" for _, v in judged)

@@ -98,7 +98,8 @@ def build_report(results: Sequence[Mapping[str, Any]]) -> ReportView:
     targets = tuple(_target_view(i, audit) for i, audit in enumerate(results, start=1))
     names = ", ".join(t.name for t in targets) or "no targets"
     summary = summary_view([(f"target-{i}", _name(audit), finding_records(audit))
-                            for i, audit in enumerate(results, start=1)])
+                            for i, audit in enumerate(results, start=1)],
+                           [audit.get("gate") for audit in results])
     return ReportView(f"Guard audit report: {names}", guard.__version__, SCHEMA, summary, targets)
 
 
@@ -123,7 +124,7 @@ def _target_view(index: int, audit: Mapping[str, Any]) -> TargetView:
         evidence_charts=evidence_charts(measured),
         other=tuple(other_row(m) for m in measured if m.eps is None),
         flags=flag_views(measured),
-        compliance=compliance_view(finding_records(audit)),
+        compliance=compliance_view(finding_records(audit), audit.get("gate")),
         reproducibility=_reproducibility(audit, target),
     )
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from guard.attacks.evasion.art_adapter import torch_classifier
-from guard.attacks.evasion.base import AttackOutcome, EvasionProbe
+from guard.attacks.evasion.base import AttackOutcome, EvasionProbe, evasion_evidence
 from guard.attacks.evasion.engine import StepRule, project
-from guard.probes import RunContext, register
+from guard.probes import EmittedEvidence, RunContext, register
 from guard.target import Capability, Target
 
 
@@ -25,6 +25,11 @@ class APGD(EvasionProbe):
     id: ClassVar[str] = "evasion.apgd"
     aliases: ClassVar[tuple[str, ...]] = ("apgd",)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.GRADIENTS})
+    default: ClassVar[bool] = True
+    emits: ClassVar[EmittedEvidence] = evasion_evidence(
+        "Auto-PGD (white-box, step-size free) at one epsilon",
+        metrics=("zero_gradient_share",), params=("restarts", "loss"),
+        flags=("blackbox_beats_whitebox", "single_step_beats_iterative", "gradient_masking"))
 
     def perturb(
         self, target: Target, x: np.ndarray, y: np.ndarray, eps: float, ctx: RunContext

@@ -16,7 +16,7 @@ import numpy as np
 
 from guard.errors import ConfigError
 from guard.evidence import Evidence, Flag
-from guard.probes import Probe, RunContext
+from guard.probes import EmittedEvidence, Probe, RunContext
 from guard.stats import Metric
 from guard.target import Target
 
@@ -85,15 +85,24 @@ def perturbation_norms(delta: np.ndarray, norm: str) -> np.ndarray:
     return norms
 
 
+def evasion_evidence(title: str, *, metrics: tuple[str, ...] = (), params: tuple[str, ...] = (),
+                     flags: tuple[str, ...] = ()) -> EmittedEvidence:
+    """What every evasion probe emits (one Evidence per epsilon), plus its own."""
+    return EmittedEvidence(
+        title=title,
+        metrics=("clean_accuracy", "robust_accuracy", "attack_success_rate", *metrics),
+        params=("eps", "norm", "samples", "steps", "step_size", "early_stop", *params),
+        key=("eps", "norm"),
+        flags=("non_monotone", *flags),
+    )
+
+
 class EvasionProbe(Probe):
     """An evasion attack evaluated over an epsilon sweep: one Evidence per epsilon."""
 
     category: ClassVar[str] = "evasion"
-    accepts: ClassVar[frozenset[str]] = frozenset(EvasionSettings.__dataclass_fields__)
-    blackbox: ClassVar[bool] = False
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = EvasionSettings(**settings)
+    settings_type: ClassVar[type[Any]] = EvasionSettings
+    settings: EvasionSettings
 
     @abstractmethod
     def perturb(

@@ -10,23 +10,31 @@ Every extra run only adds fooled samples, so the result is never weaker than pla
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from guard.attacks.evasion.base import AttackOutcome, EvasionProbe, zero_gradient_outcome
+from guard.attacks.evasion.base import (
+    AttackOutcome,
+    EvasionProbe,
+    EvasionSettings,
+    evasion_evidence,
+    zero_gradient_outcome,
+)
 from guard.attacks.evasion.engine import Norm, StepRule, margins, run_pgd
-from guard.errors import ConfigError
-from guard.probes import RunContext, register
+from guard.errors import ConfigError, MissingCapabilityError
+from guard.probes import EmittedEvidence, RunContext, register
 from guard.target import Capability, Target
 
 
 def differentiable(target: Target) -> nn.Module:
     module = target.model.torch_module()
     if module is None:
-        raise ConfigError(f"target {target.name!r} has no gradients")
+        target.require("evasion", frozenset({Capability.GRADIENTS}))  # raises the one error type
+        raise MissingCapabilityError(f"target {target.name!r} has no gradients")
     return module
 
 
@@ -64,6 +72,21 @@ def closest_classes(
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
+_WHITEBOX_FLAGS = ("single_step_beats_iterative", "gradient_masking")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PGDSettings(EvasionSettings):
+    """PGD's settings: the shared evasion ones, and how many closest classes to target."""
+
+    targets: int = 2
+
+    def __post_init__(self) -> None:
+        EvasionSettings.__post_init__(self)
+        if isinstance(self.targets, bool) or not isinstance(self.targets, int) or self.targets < 0:
+            raise ConfigError(f"targets must be a non-negative integer, got {self.targets!r}")
+
+
 @register
 class FGSM(EvasionProbe):
     """One signed (L-inf) or normalised (L2) gradient step of size eps."""
@@ -71,6 +94,11 @@ class FGSM(EvasionProbe):
     id: ClassVar[str] = "evasion.fgsm"
     aliases: ClassVar[tuple[str, ...]] = ("fgsm",)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.GRADIENTS})
+    traits: ClassVar[frozenset[str]] = frozenset({"single-step"})
+    default: ClassVar[bool] = True
+    emits: ClassVar[EmittedEvidence] = evasion_evidence(
+        "Fast Gradient Sign Method (white-box, single step) at one epsilon",
+        metrics=("zero_gradient_share",), flags=_WHITEBOX_FLAGS)
 
     def perturb(
         self, target: Target, x: np.ndarray, y: np.ndarray, eps: float, ctx: RunContext
@@ -95,13 +123,13 @@ class PGD(EvasionProbe):
     id: ClassVar[str] = "evasion.pgd"
     aliases: ClassVar[tuple[str, ...]] = ("pgd",)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.GRADIENTS})
-    accepts: ClassVar[frozenset[str]] = EvasionProbe.accepts | {"targets"}
-
-    def __init__(self, *, targets: int = 2, **settings: Any) -> None:
-        super().__init__(**settings)
-        if isinstance(targets, bool) or not isinstance(targets, int) or targets < 0:
-            raise ConfigError(f"targets must be a non-negative integer, got {targets!r}")
-        self.targets = targets
+    settings_type: ClassVar[type[Any]] = PGDSettings
+    settings: PGDSettings
+    default: ClassVar[bool] = True
+    emits: ClassVar[EmittedEvidence] = evasion_evidence(
+        "Projected Gradient Descent (white-box, iterative) at one epsilon",
+        metrics=("zero_gradient_share",), params=("targets",),
+        flags=("blackbox_beats_whitebox", *_WHITEBOX_FLAGS))
 
     def perturb(
         self, target: Target, x: np.ndarray, y: np.ndarray, eps: float, ctx: RunContext
@@ -110,7 +138,7 @@ class PGD(EvasionProbe):
         module = differentiable(target)
         clip = target.input_spec.clip
         norm: Norm = "inf" if s.norm == "inf" else "2"
-        k = min(self.targets, target.model.n_classes - 1)
+        k = min(s.targets, target.model.n_classes - 1)
         x_adv = x.copy()
         fooled = np.zeros(len(y), dtype=bool)
         ranked = closest_classes(module, x, y, norm, k, s.batch_size) if k else None
@@ -145,4 +173,4 @@ class PGD(EvasionProbe):
         return AttackOutcome(x_adv=x_adv, metrics=metrics, flags=flags)
 
     def _params(self, eps: float) -> dict[str, Any]:
-        return {**super()._params(eps), "targets": self.targets}
+        return {**super()._params(eps), "targets": self.settings.targets}

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from guard.attacks.evasion.art_adapter import QueryCounter, blackbox_classifier
-from guard.attacks.evasion.base import AttackOutcome, EvasionProbe, perturbation_norms
+from guard.attacks.evasion.base import AttackOutcome, EvasionProbe, EvasionSettings, perturbation_norms
 from guard.errors import ConfigError
-from guard.probes import RunContext, register
+from guard.probes import EmittedEvidence, RunContext, register
 from guard.stats import Metric
-from guard.target import Target
+from guard.target import Capability, Target
 
 _BINARY_SEARCH_QUERIES = 25  # rough cost of HSJ's boundary search and step-size search
 
@@ -40,21 +41,44 @@ def schedule(budget: int) -> dict[str, int]:
     return {"max_iter": max(1, iters), "max_eval": max_eval, "init_eval": init_eval, "init_size": init_size}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HopSkipJumpSettings(EvasionSettings):
+    """The shared evasion settings (fewer samples by default: each costs ``queries``), and the
+    query budget per sample."""
+
+    samples: int = 100
+    queries: int = 1000
+
+    def __post_init__(self) -> None:
+        EvasionSettings.__post_init__(self)
+        if isinstance(self.queries, bool) or not isinstance(self.queries, int) or self.queries < 100:
+            raise ConfigError(f"queries must be an integer of at least 100, got {self.queries!r}")
+
+
 @register
 class HopSkipJump(EvasionProbe):
     """Label-only attack; reports the measured queries per sample beside robust accuracy."""
 
     id: ClassVar[str] = "evasion.hopskipjump"
     aliases: ClassVar[tuple[str, ...]] = ("hopskipjump", "hsj")
-    blackbox: ClassVar[bool] = True
-    accepts: ClassVar[frozenset[str]] = EvasionProbe.accepts | {"queries"}
+    traits: ClassVar[frozenset[str]] = frozenset({"black-box"})
+    settings_type: ClassVar[type[Any]] = HopSkipJumpSettings
+    settings: HopSkipJumpSettings
+    default: ClassVar[bool] = True
+    emits: ClassVar[EmittedEvidence] = EmittedEvidence(
+        title="HopSkipJump (black-box, decision-based) at one epsilon",
+        metrics=("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_queries",
+                 "median_adversarial_distance"),
+        params=("eps", "norm", "samples", "early_stop", "queries_budget", "search_box", "max_iter",
+                "max_eval", "init_eval", "init_size"),
+        key=("eps", "norm"),
+        flags=("non_monotone",),
+    )
 
-    def __init__(self, *, queries: int = 1000, **settings: Any) -> None:
-        settings.setdefault("samples", 100)
-        super().__init__(**settings)
-        if isinstance(queries, bool) or not isinstance(queries, int) or queries < 100:
-            raise ConfigError(f"queries must be an integer of at least 100, got {queries!r}")
-        self.queries = queries
+    def applies_to(self, target: Target) -> bool:
+        # The default black-box audit is for models without gradients; white-box attacks
+        # are stronger where gradients exist (ask for hopskipjump by name to add it).
+        return Capability.GRADIENTS not in target.capabilities
 
     def perturb(
         self, target: Target, x: np.ndarray, y: np.ndarray, eps: float, ctx: RunContext
@@ -72,7 +96,7 @@ class HopSkipJump(EvasionProbe):
         if box is None:  # unbounded features: search within the data's own range
             box = (float(target.x_eval.min()), float(target.x_eval.max()))
         counter = QueryCounter(target)
-        plan = schedule(self.queries)
+        plan = schedule(s.queries)
         x_adv = x.copy()
         ctx.progress(self.id, 0, 1)
         if len(x):
@@ -91,7 +115,7 @@ class HopSkipJump(EvasionProbe):
         fooled = target.model.predict(x_adv) != y if len(x) else np.zeros(0, dtype=bool)
         dist = perturbation_norms(x_adv - x, s.norm)
         seconds = time.perf_counter() - start
-        params = {"queries_budget": self.queries, "search_box": list(box), **plan}
+        params = {"queries_budget": s.queries, "search_box": list(box), **plan}
         metrics: dict[str, Metric] = {}
         if len(x):
             metrics["mean_queries"] = Metric(value=counter.queries / len(x), n=len(x))

@@ -352,7 +352,7 @@ class PickleWalker:
             raise MalformedPickle(f"invalid opcode 0x{op:02x}", offset - self.base)
         self.pos, self.stack = pos, stack
         arg = None if kind == NONE else read_argument(self, kind, offset)
-        DISPATCH[op](self, arg, offset)
+        DISPATCH[op](self, arg, offset)  # type: ignore[misc]  # KIND >= 0: a handler exists
         return self.pos, self.stack
 
     # -- pieces ------------------------------------------------------------------------------

@@ -1,38 +1,28 @@
 """``guard audit``: attack a model (or the bundled demo models), judge it, write the reports.
 
-Before a user's model is loaded: its signature is verified (``--verify-with``), the file is
-scanned without executing it, and an encrypted file is decrypted into memory (``--key``).
-Each step becomes evidence. After the attacks, policy packs (``--policy``) turn evidence
-into findings; the exit code is 1 when a non-waived finding at or above ``--fail-on`` fails.
+This command only parses options: the audit service (:mod:`guard.audit`) reads the model
+file once, runs the artifact probes (signature, encryption, scan) and the attacks, judges
+the evidence with the policy packs and decides the gate; the exit code is the outcome's
+``return_code``. ``--demo`` judges against the baseline, GDPR and CCPA packs and shows the
+findings without gating on them unless ``--fail-on`` is given.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from guard import SEVERITY_ORDER
-from guard.cli.options import FLOAT_LIST, NAME_LIST
+from guard.cli.options import FAIL_ON, FAIL_ON_HELP, FLOAT_LIST, NAME_LIST
 from guard.config import AuditOptions, discover_pyproject, load_spec
-from guard.errors import ConfigError, ExitCode
-from guard.evidence import AuditResult, Evidence
+from guard.errors import ConfigError
 
 DEFAULT_OUT = "guard-report"
 DEFAULT_FORMATS = ("json", "html")
-
-
-@dataclass(slots=True)
-class PolicySetup:
-    """Packs, waivers, baseline and thresholds, all loaded (validated) before any attack."""
-
-    packs: list[Any] = field(default_factory=list)
-    waivers: Any = None
-    baseline: Any = None
-    thresholds: Any = None
-    fail_on: str = "high"
+DEMO_POLICIES = ("baseline", "gdpr", "ccpa")
+SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size")
+"""Options that set the same-named setting of every probe declaring it (the evasion family)."""
 
 
 @click.command()
@@ -60,8 +50,9 @@ class PolicySetup:
               "baseline, gdpr, ccpa, eu-ai-act, owasp-ml, mitre-atlas, nist-ai-rmf, or a pack file.")
 @click.option("--waivers", help="Waivers file (control, target, reason, approver, expiry).")
 @click.option("--baseline", help="An earlier report.json: fail only on new or worsened findings.")
-@click.option("--fail-on", type=click.Choice([*SEVERITY_ORDER, "none"]),
-              help="Exit 1 when a finding at or above this severity fails (default high).")
+@click.option("--fail-on", type=FAIL_ON, help=FAIL_ON_HELP + " Default high; with --demo, never.")
+@click.option("--set", "sets", multiple=True, metavar="PROBE.KEY=VALUE",
+              help="One probe's setting, e.g. pgd.steps=100 or hopskipjump.queries=2000 (repeatable).")
 @click.option("--key", help="Key file for an encrypted model (decrypted in memory only).")
 @click.option("--key-env", help="Environment variable holding the model's key.")
 @click.option("--passphrase-env", help="Environment variable holding the model's passphrase.")
@@ -74,47 +65,39 @@ class PolicySetup:
               help="Load pickle/joblib files that the scan passes. They can run code: only files you trust.")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bars (default: on a terminal outside CI).")
-def audit(config_path: Path | None, demo: bool, show_progress: bool | None, **flags: Any) -> int:
+def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets: tuple[str, ...],
+          **flags: Any) -> int:
     """Attack a model's robustness, judge it against policy packs, write the reports."""
-    from guard.audit import AuditPlan, run_audit
+    from guard import audit as service
     from guard.cli.output import print_findings, print_summary, progress_reporter
-    from guard.demo import demo_options
+    from guard.probes import parse_set
     from guard.reports import check_formats, write_reports
 
     opts, spec = _options(flags, config_path)
     formats = list(opts.format or DEFAULT_FORMATS)
     check_formats(formats)  # before any attack: a typo or a missing Chromium fails fast
-    setup = _policy_setup(opts, spec)
-    plan = AuditPlan(
+    fail_on = service.parse_fail_on(opts.fail_on, "fail_on", default="never" if demo else "high")
+    policy = opts.policy or (DEMO_POLICIES if demo else ())
+    setup = service.PolicySetup.load(policy, waivers=opts.waivers, baseline=opts.baseline,
+                                     thresholds_file=spec)
+    scoped = _scoped(opts)
+    for probe_id, values in parse_set(sets).items():
+        scoped.setdefault(probe_id, {}).update(values)
+    plan = service.AuditPlan(
         attacks=opts.attacks or None,
-        probe_settings=_probe_settings(opts),
+        probe_settings={k: getattr(opts, k) for k in SHARED_SETTINGS if getattr(opts, k) is not None},
+        scoped=scoped,
         seed=opts.seed if opts.seed is not None else 0,
     )
-    prepared = [_user_target(d) for d in demo_options()] if demo else [_user_target(opts)]
-    results: list[AuditResult] = []
-    for target, before in prepared:
-        with progress_reporter(target.name, show_progress) as progress:
-            result = run_audit(target, plan, progress, evidence=before)
-        if setup.packs:
-            from guard.policies import evaluate
-
-            result.findings = evaluate(result, setup.packs, thresholds=setup.thresholds,
-                                       waivers=setup.waivers, baseline=setup.baseline)
-        results.append(result)
-    print_summary(results)
-    if setup.packs:
-        print_findings(results, setup.fail_on)
-    for path in write_reports(results, Path(opts.out or DEFAULT_OUT), formats):
+    targets = _demo_files() if demo else [_files(opts)]
+    outcome = service.audit(targets, plan, setup, fail_on=fail_on,
+                            progress=lambda name: progress_reporter(name, show_progress))
+    print_summary(outcome.results)
+    if outcome.judged:
+        print_findings(outcome)
+    for path in write_reports(outcome.results, Path(opts.out or DEFAULT_OUT), formats):
         click.echo(f"wrote {path}")
-    return _exit_code(results, setup)
-
-
-def _exit_code(results: list[AuditResult], setup: PolicySetup) -> int:
-    if not setup.packs or setup.fail_on == "none":
-        return int(ExitCode.OK)
-    from guard.policies import exit_code_for
-
-    return max(exit_code_for(r.findings, setup.fail_on) for r in results)
+    return outcome.return_code()
 
 
 def _options(flags: dict[str, Any], config_path: Path | None) -> tuple[AuditOptions, Path | None]:
@@ -126,34 +109,25 @@ def _options(flags: dict[str, Any], config_path: Path | None) -> tuple[AuditOpti
     return cli_opts.merged_over(load_spec(spec)), spec
 
 
-def _policy_setup(opts: AuditOptions, spec: Path | None) -> PolicySetup:
-    fail_on = opts.fail_on or "high"
-    if fail_on not in (*SEVERITY_ORDER, "none"):
-        raise ConfigError(f"fail_on must be one of {', '.join(SEVERITY_ORDER)} or none, got {fail_on!r}")
-    if not opts.policy:
-        for flag, value in (("--waivers", opts.waivers), ("--baseline", opts.baseline)):
-            if value:
-                raise ConfigError(f"{flag} needs at least one --policy to apply to")
-        return PolicySetup(fail_on=fail_on)
-    from guard.policies import load_baseline, load_pack, load_thresholds, load_waivers
+def _scoped(opts: AuditOptions) -> dict[str, dict[str, Any]]:
+    """The supply-chain options as their probes' settings, over the spec file's [probes.*]."""
+    from guard.probes import scoped_settings
 
-    return PolicySetup(
-        packs=[load_pack(p) for p in opts.policy],
-        waivers=load_waivers(Path(opts.waivers)) if opts.waivers else None,
-        baseline=load_baseline(Path(opts.baseline)) if opts.baseline else None,
-        thresholds=load_thresholds(spec) if spec is not None else None,
-        fail_on=fail_on,
-    )
+    scoped = scoped_settings(opts.probes or {}, "spec file")
+    given: dict[str, dict[str, Any]] = {
+        "supply_chain.signature": {"verify_with": opts.verify_with, "manifest": opts.manifest},
+        "supply_chain.encryption": {"key": opts.key, "key_env": opts.key_env,
+                                    "passphrase_env": opts.passphrase_env},
+        "supply_chain.scan": {"unsafe_allow_pickle": opts.unsafe_allow_pickle},
+    }
+    for probe_id, values in given.items():
+        scoped.setdefault(probe_id, {}).update({k: v for k, v in values.items() if v is not None})
+    return scoped
 
 
-def _probe_settings(opts: AuditOptions) -> dict[str, Any]:
-    keys = ("eps", "norm", "steps", "step_size", "samples", "batch_size")
-    return {k: getattr(opts, k) for k in keys if getattr(opts, k) is not None}
-
-
-def _user_target(opts: AuditOptions) -> tuple[Any, list[Evidence]]:
-    from guard.build import build_target, parse_clip
-    from guard.cli.supply_chain import prepare_model
+def _files(opts: AuditOptions) -> Any:
+    from guard.audit import ModelFiles
+    from guard.build import parse_clip
 
     missing = [flag for flag, value in (("--model", opts.model), ("--data", opts.data)) if not value]
     if missing:
@@ -163,17 +137,12 @@ def _user_target(opts: AuditOptions) -> tuple[Any, list[Evidence]]:
             "declare the input range with --clip LO,HI (e.g. 0,1 for images) or --clip none "
             "for unbounded features; Guard does not guess it"
         )
-    clip = parse_clip(opts.clip)
-    model_path = Path(opts.model)  # type: ignore[arg-type]
-    content, evidence = prepare_model(model_path, opts)
-    target = build_target(
-        model_path,
-        Path(opts.data),  # type: ignore[arg-type]
-        arch=opts.arch,
-        clip=clip,
-        label_column=opts.label_column,
-        unsafe_allow_pickle=bool(opts.unsafe_allow_pickle),
-        name=opts.name,
-        model_bytes=content,
-    )
-    return target, evidence
+    return ModelFiles(model=Path(opts.model), data=Path(opts.data),  # type: ignore[arg-type]
+                      clip=parse_clip(opts.clip), arch=opts.arch, label_column=opts.label_column,
+                      name=opts.name)
+
+
+def _demo_files() -> list[Any]:
+    from guard.demo import demo_options
+
+    return [_files(d) for d in demo_options()]

@@ -41,3 +41,27 @@ class NameList(click.ParamType):  # type: ignore[type-arg]
 
 FLOAT_LIST = FloatList()
 NAME_LIST = NameList()
+
+
+class FailOn(click.ParamType):  # type: ignore[type-arg]
+    """``--fail-on``: one vocabulary for every command (a severity, or ``never``)."""
+
+    name = "fail-on"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        from guard.audit import FAIL_ON
+
+        return "[" + "|".join(FAIL_ON) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from guard.audit import parse_fail_on
+        from guard.errors import ConfigError
+
+        try:
+            return parse_fail_on(value)
+        except ConfigError as exc:
+            self.fail(str(exc).removeprefix("--fail-on "), param, ctx)
+
+
+FAIL_ON = FailOn()
+FAIL_ON_HELP = "Exit 1 when a finding at or above this severity fails the gate ('never': exit 0)."

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from guard.audit import Outcome
 from guard.evidence import AuditResult
 from guard.probes import ProgressFn
 from guard.stats import format_rate
@@ -58,6 +59,7 @@ def progress_reporter(target_name: str, enabled: bool | None = None) -> Iterator
 
 
 def summary_table(result: AuditResult) -> Table:
+    """The evasion measurements: one row per attack and epsilon."""
     doc = result.to_dict()
     target = doc["target"]
     table = Table(
@@ -67,7 +69,7 @@ def summary_table(result: AuditResult) -> Table:
     for col in ("attack", "norm", "eps", "clean acc [95% CI]", "robust acc [95% CI]", "n", "flags"):
         table.add_column(col, justify="right" if col in ("eps", "n") else "left")
     for e in doc["evidence"]:
-        if not e["probe"].startswith("evasion."):
+        if "robust_accuracy" not in e["metrics"] or "eps" not in e["params"]:
             continue
         m = e["metrics"]
         flags = ", ".join(f["code"] for f in e["flags"]) or "-"
@@ -83,31 +85,78 @@ def summary_table(result: AuditResult) -> Table:
     return table
 
 
+def other_evidence_table(result: AuditResult) -> Table | None:
+    """Every other model probe's measurements, generically: the probe, the parameters that
+    key the measurement, and its metrics with their intervals."""
+    from guard.probes import registry
+
+    known = registry()
+    rows = []
+    for e in result.evidence:
+        cls = known.get(e.probe)
+        if "robust_accuracy" in e.metrics or (cls is not None and cls.stage == "artifact"):
+            continue
+        keys = cls.emits.key if cls is not None else ()
+        setting = ", ".join(f"{k}={e.params[k]}" for k in keys if k in e.params) or "-"
+        metrics = "; ".join(f"{name} {format_metric(m.to_dict())}" for name, m in e.metrics.items())
+        rows.append((e.probe, setting, metrics or "-", ", ".join(f.code for f in e.flags) or "-"))
+    if not rows:
+        return None
+    table = Table(title=f"{result.target.get('name', '?')}: other measurements", title_justify="left")
+    for col in ("probe", "setting", "metrics [95% CI]", "flags"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def format_metric(metric: dict[str, object]) -> str:
+    value = metric.get("value")
+    if not isinstance(value, int | float):
+        return "n/a"
+    text = f"{value:.4g}"
+    ci = metric.get("ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        text += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
+    if metric.get("n") is not None:
+        text += f" n={metric['n']}"
+    return text
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
+
+
 def print_summary(results: list[AuditResult]) -> None:
-    console = Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
+    console = _console()
     for result in results:
         console.print(summary_table(result))
+        other = other_evidence_table(result)
+        if other is not None:
+            console.print(other)
 
 
-def print_findings(results: list[AuditResult], fail_on: str) -> None:
-    """Counts by status, then every finding that is not a pass, worst first."""
+def print_findings(outcome: Outcome) -> None:
+    """Counts by status, then every finding that is not a pass, worst first; the last
+    column is the gate's decision (the one the exit code and the HTML verdict read)."""
     from guard import SEVERITY_ORDER
-    from guard.policies import gating_findings
 
-    console = Console(highlight=False, soft_wrap=False, width=None if interactive(sys.stdout) else 120)
-    for result in results:
+    console = _console()
+    for result, gate in zip(outcome.results, outcome.gates(), strict=True):
         name = result.target.get("name", "?")
         counts: dict[str, int] = {}
         for f in result.findings:
             counts[f.status] = counts.get(f.status, 0) + 1
         summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
-        table = Table(title=f"{name}: findings ({summary})", title_justify="left")
+        table = Table(title=f"{name}: findings ({summary}); gate --fail-on {gate.fail_on}: "
+                            f"{'pass' if gate.passed else 'fail'}", title_justify="left")
         for col in ("control", "severity", "status", "title", "fails the run"):
             table.add_column(col)
-        gating = {id(f) for f in gating_findings(result.findings, fail_on)}
+        gating = {id(f) for f in gate.failing}
         shown = sorted(
             (f for f in result.findings if f.status != "pass"),
-            key=lambda f: (-SEVERITY_ORDER.index(f.severity), f.control),
+            key=lambda f: (-SEVERITY_ORDER.index(f.severity) if f.severity in SEVERITY_ORDER else -99,
+                           f.control),
         )
         for f in shown:
             table.add_row(f.control, f.severity, f.status.replace("_", " "), f.title,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
+from guard.cli.options import FAIL_ON, FAIL_ON_HELP
 from guard.errors import ExitCode
 
 FORMATS = ("table", "json", "sarif")
-FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
 
 
 @click.command("scan")
@@ -21,8 +21,7 @@ FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format: a table, JSON, or SARIF 2.1.0 for code scanning.")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="high", show_default=True,
-              help="Exit 1 when a finding is at least this severe ('never': always exit 0).")
+@click.option("--fail-on", type=FAIL_ON, default="high", show_default=True, help=FAIL_ON_HELP)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file (atomically) instead of standard output.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
