@@ -176,7 +176,6 @@ def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
     for name in BUILTIN_MODULES:
         importlib.import_module(name)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -188,6 +187,7 @@ def _load() -> None:
         if not (isinstance(cls, type) and issubclass(cls, Probe)):
             raise ConfigError(f"probe plug-in {ep.name!r} ({ep.value}) is not a guard.probes.Probe class")
         register(cls)
+    _LOADED = True  # only once everything imported: a failed import is reported on every call
 
 
 def registry() -> dict[str, type[Probe]]:

@@ -71,10 +71,12 @@ class GuardResult:
     result: AuditResult
     settings: GuardSettings
     key: str = ""
+    label: str | None = None
+    """The name the test gave (a cached audit of the same model may carry another)."""
 
     @property
     def name(self) -> str:
-        return str(self.result.target.get("name", "model"))
+        return self.label or str(self.result.target.get("name", "model"))
 
     def robust_accuracy(self, *, attack: str | None = None, eps: float | None = None) -> list[
         tuple[str, dict[str, Any], Any]
@@ -291,7 +293,7 @@ def audit_model(
     eval_data = as_eval_data(data)
     key = cache_key(model_digest(model), eval_data, plan_doc)
     if cache is not None and key in cache:
-        return key, GuardResult(cache[key], settings, key)
+        return key, GuardResult(cache[key], settings, key, name)
     subject: service.ModelFiles | Any
     if isinstance(model, str | Path):
         if not isinstance(eval_data, Path):
@@ -314,4 +316,4 @@ def audit_model(
     [result] = service.audit([subject], plan).results
     if cache is not None:
         cache[key] = result
-    return key, GuardResult(result, settings, key)
+    return key, GuardResult(result, settings, key, name)

@@ -270,3 +270,48 @@ def test_plugin_works_without_xdist(repo: pytest.Pytester) -> None:
     out = repo.runpytest_subprocess("-p", "no:xdist")
     out.assert_outcomes(passed=1)
     assert "PluginValidationError" not in out.stderr.str() + out.stdout.str()
+
+
+def test_session_policy_uses_waivers_and_the_gate(repo: pytest.Pytester) -> None:
+    """[tool.guard] packs, waivers and fail_on reach the plugin as they reach guard audit: a
+    waived control neither fails assert_policy nor appears as failing in the summary, and
+    the written report carries the same gate."""
+    repo.makepyprojecttoml('[tool.guard]\nclip = [0, 1]\npolicy = ["baseline"]\nwaivers = "waivers.yaml"\n')
+    (repo.path / "waivers.yaml").write_text(
+        "waivers:\n  - control: GRD-EVA-01\n    target: '*'\n    reason: known weak at this budget\n"
+        "    approver: jane\n    expires: 2099-12-31\n  - control: GRD-SUP-02\n    target: '*'\n"
+        "    reason: in-memory model\n    approver: jane\n    expires: 2099-12-31\n", encoding="utf-8")
+    repo.makepyfile(
+        """
+        def test_weak_but_waived(guard_audit, model, eval_data):
+            result = guard_audit(model, eval_data, attacks=["pgd"], eps=0.3, name="weak")
+            statuses = {f.control: f.status for f in result.result.findings}
+            assert statuses["GRD-EVA-01"] == "waived", statuses
+            result.assert_policy("baseline")
+        """
+    )
+    out = repo.runpytest("--guard-report", "rep")
+    out.assert_outcomes(passed=1)
+    out.stdout.fnmatch_lines(["*weak:*failing: none*"])
+    doc = json.loads((repo.path / "rep" / "report.json").read_text())
+    assert doc["gate"] == {"fail_on": "high", "judged": True, "passed": True, "failing": []}
+
+
+def test_global_random_state_survives_an_audit(repo: pytest.Pytester) -> None:
+    repo.makepyfile(
+        """
+        import random
+
+        import numpy as np
+
+        def test_state(guard_audit, model, eval_data):
+            np.random.seed(5)
+            random.seed(5)
+            expected = np.random.random(), random.random()
+            np.random.seed(5)
+            random.seed(5)
+            guard_audit(model, eval_data, attacks=["fgsm"], eps=0.05)
+            assert (np.random.random(), random.random()) == expected
+        """
+    )
+    repo.runpytest().assert_outcomes(passed=1)
