@@ -6,4 +6,6 @@ reports render an AuditResult. See DESIGN.md for the flow.
 
 __version__ = "0.1.0"
 
-SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
+from guard.levels import SEVERITY_ORDER
+
+__all__ = ["SEVERITY_ORDER", "__version__"]

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard.levels import FAILING
 from guard.policies.controls import Control
-from guard.policies.judge import FAILING, NOT_ASSESSED, PASS, Outcome, judge
+from guard.policies.judge import NOT_ASSESSED, PASS, Outcome, judge
 
 NEW, KNOWN = "new", "known"
 

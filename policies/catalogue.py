@@ -19,9 +19,6 @@ from typing import Any
 
 from guard.policies.source import LocatedDict, LocatedList, PolicyError, Problem, load_yaml
 
-FRAMEWORK_ORDER = ("gdpr", "ccpa", "eu_ai_act", "owasp_ml", "atlas", "nist_ai_rmf")
-"""The order frameworks appear in findings; a framework added as data comes after these."""
-
 
 @dataclass(frozen=True, slots=True)
 class EvidenceSpec:
@@ -43,6 +40,16 @@ class Framework:
     title: str
     ids: Mapping[str, str]
     group_pattern: str
+    name: str = ""
+    """The short name a citation starts with (``GDPR``, ``OWASP-ML``)."""
+    order: int = 1000
+    cite_prefix: str = ""
+    """Written before an id that begins with a digit (``Art. `` for GDPR, ``§`` for CCPA)."""
+
+    def cite(self, ref: str) -> str:
+        """A citation a reader recognises: ``GDPR Art. 32(1)(d)``, ``ATLAS AML.T0015``."""
+        prefix = self.cite_prefix if ref[:1].isdigit() else ""
+        return f"{self.name or self.key} {prefix}{ref}"
 
     def group(self, ref: str) -> str:
         """The article (or section, technique) an id belongs to: ``32(1)(d)`` -> ``32``."""
@@ -74,9 +81,25 @@ def load_catalogue() -> Catalogue:
         if entry.name.endswith(".yaml") and entry.name != "evidence.yaml":
             framework = _framework(load_yaml(entry), str(entry))
             frameworks[framework.key] = framework
-    ordered = {k: frameworks[k] for k in FRAMEWORK_ORDER if k in frameworks}
-    ordered.update({k: v for k, v in sorted(frameworks.items()) if k not in ordered})
+    ordered = dict(sorted(frameworks.items(), key=lambda kv: (kv[1].order, kv[0])))
+    evidence.update(_plugin_evidence(evidence))
     return Catalogue(evidence=evidence, frameworks=ordered)
+
+
+def _plugin_evidence(shipped: Mapping[str, EvidenceSpec]) -> dict[str, EvidenceSpec]:
+    """What probes from other packages (the ``guard.probes`` entry points) declare they emit,
+    so their own policy packs can read it. Guard's probes are in evidence.yaml (a test keeps
+    the two in step)."""
+    from guard.probes import probes
+
+    out: dict[str, EvidenceSpec] = {}
+    for cls in probes():
+        if cls.id in shipped:
+            continue
+        e = cls.emits
+        out[cls.id] = EvidenceSpec(name=cls.id, title=e.title, metrics=e.metrics, params=e.params,
+                                   key=e.key, flags=e.flags)
+    return out
 
 
 def _names(value: Any, file: str, line: int | None, what: str) -> tuple[str, ...]:
@@ -123,11 +146,17 @@ def _framework(doc: Any, file: str) -> Framework:
         re.compile(pattern)
     except (re.error, TypeError) as exc:
         raise PolicyError(Problem(file, doc.line_of("group"), f"'group' is not a regex: {exc}")) from None
+    order = doc.get("order", 1000)
+    if isinstance(order, bool) or not isinstance(order, int):
+        raise PolicyError(Problem(file, doc.line_of("order"), "'order' must be an integer"))
     return Framework(
         key=doc["framework"],
         title=str(doc.get("title", doc["framework"])),
         ids={str(k): str(v) for k, v in ids.items()},
         group_pattern=pattern,
+        name=str(doc.get("name", doc["framework"])),
+        order=order,
+        cite_prefix=str(doc.get("cite_prefix", "")),
     )
 
 

@@ -17,10 +17,11 @@ from typing import Any, TypeAlias
 from guard import SEVERITY_ORDER
 from guard.errors import ConfigError
 from guard.evidence import AuditResult, Finding
+from guard.levels import FAILING, Severity
 from guard.policies.baseline import KNOWN, Baseline, as_baseline
 from guard.policies.catalogue import load_catalogue
 from guard.policies.controls import Control
-from guard.policies.judge import ERROR, FAIL, FAILING, PASS, WAIVED, judge
+from guard.policies.judge import ERROR, FAIL, PASS, WAIVED, judge
 from guard.policies.packs import Pack, available_packs, load_pack
 from guard.policies.source import PolicyError, Problem
 from guard.policies.thresholds import ThresholdOverrides, as_overrides
@@ -164,18 +165,13 @@ def exit_code_for(findings: Iterable[Finding], fail_on: str) -> int:
 def gating_findings(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
     """The findings that fail the gate at ``fail_on``, most severe first: what
     :func:`exit_code_for` decides on, for messages and tables that must list them."""
-    if fail_on == FAIL_ON_NEVER:
+    if fail_on in (FAIL_ON_NEVER, "never"):
         return []
     if fail_on not in SEVERITY_ORDER:
-        raise ConfigError(f"fail-on must be one of {', '.join(SEVERITY_ORDER)} or none, got {fail_on!r}")
-    floor = SEVERITY_ORDER.index(fail_on)
-    gating = [f for f in findings if counts_against(f) and _rank(f.severity) >= floor]
-    return sorted(gating, key=lambda f: -_rank(f.severity))
-
-
-def _rank(severity: str) -> int:
-    """A severity's rank; one Guard does not know (a hand-edited report) ranks highest."""
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+        raise ConfigError(f"fail-on must be one of {', '.join(SEVERITY_ORDER)} or never, got {fail_on!r}")
+    floor = Severity.rank_of(fail_on)
+    gating = [f for f in findings if counts_against(f) and Severity.rank_of(f.severity) >= floor]
+    return sorted(gating, key=lambda f: -Severity.rank_of(f.severity))
 
 
 __all__ = ["ERROR", "FAIL", "PASS", "WAIVED", "available_packs", "controls_of", "counts_against",

@@ -13,15 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from guard.levels import Status
 from guard.policies.catalogue import load_catalogue
 from guard.policies.controls import Control
 from guard.policies.expressions import EvaluationError, metric_binding, plain_binding
 
-PASS, FAIL, WAIVED, NOT_ASSESSED, ERROR = "pass", "fail", "waived", "not_assessed", "error"
-STATUSES = (PASS, FAIL, WAIVED, NOT_ASSESSED, ERROR)
-FAILING = frozenset({FAIL, ERROR})
-"""Statuses that fail a gate: an error means the control could not be decided, and a gate
-that passed because its condition broke would be exactly the silent pass Guard refuses."""
+PASS, FAIL, WAIVED, NOT_ASSESSED, ERROR = (Status.PASS, Status.FAIL, Status.WAIVED, Status.NOT_ASSESSED,
+                                          Status.ERROR)
+STATUSES = tuple(Status)
+# FAILING (fail and error): an error means the control could not be decided, and a gate that
+# passed because its condition broke would be exactly the silent pass Guard refuses.
 
 _SHOWN_ITEMS = 5
 

@@ -23,7 +23,6 @@ from guard import SEVERITY_ORDER
 from .findings import (
     ERROR,
     FAIL,
-    FRAMEWORK_ORDER,
     NOT_ASSESSED,
     PASS,
     STATUS_LABELS,
@@ -31,6 +30,7 @@ from .findings import (
     FindingRecord,
     WaiverRecord,
     framework_info,
+    framework_order,
     severity_rank,
     status_counts,
     status_rank,
@@ -299,7 +299,7 @@ def regulation_views(findings: Sequence[FindingRecord]) -> tuple[RegulationView,
     Only frameworks some finding cites appear; articles follow the regulation's own order.
     """
     cited = {key for f in findings for key, _ in f.references}
-    keys = [k for k in FRAMEWORK_ORDER if k in cited] + sorted(cited - set(FRAMEWORK_ORDER))
+    keys = framework_order(cited)
     out = []
     for key in keys:
         info = framework_info(key)

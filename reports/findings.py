@@ -18,21 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard import SEVERITY_ORDER
+from guard.levels import FAILING, STATUS_ORDER, Severity, Status
 
 from .text import text
 
-FAIL, ERROR, WAIVED, NOT_ASSESSED, PASS = "fail", "error", "waived", "not_assessed", "pass"
-STATUS_ORDER = (FAIL, ERROR, WAIVED, NOT_ASSESSED, PASS)
-"""Worst first: the order a reader should look at findings in."""
-FAILING = frozenset({FAIL, ERROR})
-STATUS_LABELS = {FAIL: "fail", ERROR: "error", WAIVED: "waived", NOT_ASSESSED: "not assessed",
-                 PASS: "pass"}
+FAIL, ERROR, WAIVED, NOT_ASSESSED, PASS = (s.value for s in Status)
+STATUS_LABELS = {s.value: s.label for s in Status}
 
-FRAMEWORK_ORDER = ("gdpr", "ccpa", "eu_ai_act", "owasp_ml", "atlas", "nist_ai_rmf")
-FRAMEWORK_NAMES = {"gdpr": "GDPR", "ccpa": "CCPA", "eu_ai_act": "EU AI Act", "owasp_ml": "OWASP-ML",
-                   "atlas": "ATLAS", "nist_ai_rmf": "NIST AI RMF"}
-_ARTICLE_FRAMEWORKS = frozenset({"gdpr", "eu_ai_act"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +99,7 @@ def _references(refs: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
         return ()
     cited = {text(k): tuple(text(r) for r in v) for k, v in refs.items()
              if isinstance(v, (list, tuple)) and v}
-    keys = [k for k in FRAMEWORK_ORDER if k in cited] + sorted(k for k in cited if k not in FRAMEWORK_ORDER)
-    return tuple((k, cited[k]) for k in keys)
+    return tuple((k, cited[k]) for k in framework_order(cited))
 
 
 def _waiver(w: Mapping[str, Any]) -> WaiverRecord:
@@ -123,13 +114,14 @@ def _waiver(w: Mapping[str, Any]) -> WaiverRecord:
 
 
 def severity_rank(severity: str) -> int:
-    """Higher is worse; an unknown severity ranks with ``info`` rather than failing the report."""
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 0
+    """Higher is worse, in the engine's one order (an unknown severity ranks highest, as
+    the gate ranks it)."""
+    return Severity.rank_of(severity)
 
 
 def status_rank(status: str) -> int:
     """Lower is worse (``fail`` first)."""
-    return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+    return Status.rank_of(status)
 
 
 def worst_first(findings: Sequence[FindingRecord]) -> list[FindingRecord]:
@@ -148,12 +140,23 @@ def status_counts(findings: Sequence[FindingRecord]) -> dict[str, int]:
 def reference_label(framework: str, ref: str) -> str:
     """A citation a reader recognises: ``GDPR Art. 32(1)(d)``, ``CCPA §1798.150(a)(1)``,
     ``OWASP-ML ML01``, ``ATLAS AML.T0015``, ``NIST AI RMF MEASURE 2.7``."""
-    name = FRAMEWORK_NAMES.get(framework, framework)
-    if framework in _ARTICLE_FRAMEWORKS and ref[:1].isdigit():
-        return f"{name} Art. {ref}"
-    if framework == "ccpa" and ref.startswith("1798"):
-        return f"{name} §{ref}"
-    return f"{name} {ref}"
+    known = _catalogue()
+    fw = known.get(framework)
+    return fw.cite(ref) if fw is not None else f"{framework} {ref}"
+
+
+def framework_order(keys: Any) -> list[str]:
+    """Framework keys in the catalogue's order; ones it does not list after, by name."""
+    order = list(_catalogue())
+    chosen = set(keys)
+    return [k for k in order if k in chosen] + sorted(k for k in chosen if k not in order)
+
+
+@functools.cache
+def _catalogue() -> dict[str, Any]:
+    from guard.policies.catalogue import load_catalogue
+
+    return dict(load_catalogue().frameworks)
 
 
 # ---------------------------------------------------------------- the catalogue's titles
@@ -194,8 +197,7 @@ def framework_info(key: str) -> FrameworkInfo:
     known = _catalogue_frameworks()
     if key in known:
         return known[key]
-    name = FRAMEWORK_NAMES.get(key, key)
-    return FrameworkInfo(key, name, name, {}, "", {})
+    return FrameworkInfo(key, key, key, {}, "", {})
 
 
 @functools.cache
@@ -209,6 +211,6 @@ def _catalogue_frameworks() -> dict[str, FrameworkInfo]:
         for i, ref in enumerate(fw.ids):
             positions.setdefault(fw.group(ref), i)  # an article sits where its first id does
             positions.setdefault(ref, i)
-        out[key] = FrameworkInfo(key, FRAMEWORK_NAMES.get(key, key), fw.title, dict(fw.ids),
+        out[key] = FrameworkInfo(key, fw.name or key, fw.title, dict(fw.ids),
                                  fw.group_pattern, positions)
     return out

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from guard.fsio import atomic_write_text
+from guard.levels import FAILING
 
 from .evasion import Measured, headline, ordered, parse
-from .findings import FAILING, WAIVED, finding_records, status_counts, worst_first
+from .findings import WAIVED, finding_records, status_counts, worst_first
 from .text import estimate, text
 
 EVASION_SHOWN = 12

@@ -1,39 +1,18 @@
 """What a scan found, and the limits it ran under.
 
 A scan reports facts about bytes (this stream imports ``os.system``; this zip entry's CRC is
-wrong); it never unpickles. Severity follows Guard's order (:data:`guard.SEVERITY_ORDER`), so
+wrong); it never unpickles. Severity is Guard's one ranked vocabulary (:class:`guard.levels.Severity`), so
 ``--fail-on`` and the policy engine compare the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any, Literal
 
+from guard.levels import Severity as Severity  # re-exported: the scan's findings use it
+
 Status = Literal["clean", "unsafe", "error"]
-
-
-class Severity(IntEnum):
-    """Ordered severities; a comparison is a comparison of risk."""
-
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            names = ", ".join(s.label for s in cls)
-            raise ValueError(f"unknown severity {text!r}; use one of {names}") from None
 
 
 # Rules that say "the scan could not look at everything": with nothing worse beside them the
