@@ -90,6 +90,21 @@ def test_no_benign_file_rates_medium_or_worse(corpus: tuple[list[CorpusFile], Pa
     assert not alarms, alarms
 
 
+def test_large_file_paths_find_the_same(corpus: tuple[list[CorpusFile], Path],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every corpus file and fixture scanned as a large file would be (a zip read on demand,
+    anything else mapped in a child) gives exactly the findings of the in-memory scan."""
+    from guard.defenses.scan import scanner
+
+    files, _ = corpus
+    paths = [f.path for f in files] + sorted(p for p in FIXTURES.iterdir() if p.is_file())
+    small = {p: scan_file(p) for p in paths}
+    monkeypatch.setattr(scanner, "_READ_WHOLE", 0)
+    for p in paths:
+        large = scan_file(p)
+        assert (large.format, large.findings) == (small[p].format, small[p].findings), p
+
+
 def test_audit_refuses_every_malicious_file(corpus: tuple[list[CorpusFile], Path], iris_csv: Path,
                                             tmp_path: Path) -> None:
     runner = CliRunner()

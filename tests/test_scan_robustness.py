@@ -23,17 +23,21 @@ def big_zip(path: Path, size: int) -> None:
         archive.writestr("m/data/0", os.urandom(size))
 
 
+def big_pickle(path: Path, size: int) -> None:
+    path.write_bytes(pickle.dumps({"w": os.urandom(size)}, protocol=4))
+
+
 @pytest.mark.skipif(not scanner_module._CAN_FORK, reason="mapped files are scanned in place here")
 def test_file_that_shrinks_while_mapped_is_a_finding(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "ckpt.pt"
-    big_zip(path, 3 << 20)
+    path = tmp_path / "ckpt.pkl"  # a large non-zip file is mapped (a zip is read on demand)
+    big_pickle(path, 3 << 20)
     monkeypatch.setattr(scanner_module, "_READ_WHOLE", 1 << 20)  # map it, as a large file is
     real = scanner_module._scan_buffer
 
-    def truncate_first(data: Any, name: str, limits: Any) -> Any:
+    def truncate_first(data: Any, name: str, limits: Any, **kwargs: Any) -> Any:
         os.truncate(name, 100)  # another process truncates the file under the mapping
-        return real(data, name, limits)
+        return real(data, name, limits, **kwargs)
 
     monkeypatch.setattr(scanner_module, "_scan_buffer", truncate_first)
     result = scan_file(path)
@@ -42,13 +46,47 @@ def test_file_that_shrinks_while_mapped_is_a_finding(tmp_path: Path,
     assert "shrank" in result.worst.detail
 
 
-def test_mapped_file_scans_like_a_read_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_that_shrinks_while_read_is_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "ckpt.pt"
     big_zip(path, 3 << 20)
+    monkeypatch.setattr(scanner_module, "_READ_WHOLE", 1 << 20)
+    real = scanner_module._scan_buffer
+
+    def truncate_first(data: Any, name: str, limits: Any, **kwargs: Any) -> Any:
+        assert type(data).__name__ == "FileView"  # read on demand, never mapped: no SIGBUS
+        os.truncate(name, 1 << 20)
+        return real(data, name, limits, **kwargs)
+
+    monkeypatch.setattr(scanner_module, "_scan_buffer", truncate_first)
+    result = scan_file(path)
+    assert result.status == "error"
+    assert result.worst is not None and result.worst.rule == "scan-error"
+    assert "shrank" in result.worst.detail
+
+
+@pytest.mark.parametrize("make", [big_zip, big_pickle])
+def test_large_file_scans_like_a_read_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          make: Any) -> None:
+    path = tmp_path / "ckpt.pt"
+    make(path, 3 << 20)
     read = scan_file(path)
     monkeypatch.setattr(scanner_module, "_READ_WHOLE", 1 << 20)
-    mapped = scan_file(path)
-    assert (mapped.format, mapped.findings) == (read.format, read.findings)
+    large = scan_file(path)
+    assert (large.format, large.findings) == (read.format, read.findings)
+
+
+def test_huge_pickle_entry_in_a_large_zip_is_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry too large to read into memory for a walk sends the file to the mapped scan."""
+    from guard.defenses.scan import containers
+
+    path = tmp_path / "ckpt.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("m/data.pkl", b"cos\nsystem\n(S'touch x'\ntR." + b"\x00" * (2 << 20))
+        archive.writestr("m/data/0", os.urandom(3 << 20))
+    monkeypatch.setattr(scanner_module, "_READ_WHOLE", 1 << 20)
+    monkeypatch.setattr(containers, "MAX_READ", 1 << 20)
+    result = scan_file(path)
+    assert result.worst is not None and result.worst.global_name == "os.system", result.findings
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")

@@ -22,6 +22,7 @@ from typing import Any
 
 from guard.defenses.scan.compression import ZIP_METHODS, codec, decompressor
 from guard.defenses.scan.context import Budget, Findings, LimitReached, MalformedPickle
+from guard.defenses.scan.fileview import MAX_READ, FileView, NeedsMapping
 from guard.defenses.scan.keras import scan_h5, scan_keras_config
 from guard.defenses.scan.opcodes import KIND
 from guard.defenses.scan.results import Severity
@@ -279,6 +280,10 @@ class FileScanner:
         lo, hi = entry.data_start, entry.data_start + entry.csize
         method = 0 if entry.flags & 0x0001 else entry.method
         if method == 0:
+            if isinstance(data, FileView):  # read what is walked; the rest of the file stays on disk
+                if hi - lo > MAX_READ:
+                    raise NeedsMapping(entry.name)
+                return data.read(lo, hi), 0, hi - lo
             return data, lo, hi
         if method not in ZIP_METHODS:
             self.report(Severity.MEDIUM, "unsupported-compression", f"{entry.name!r} uses compression "
@@ -399,7 +404,10 @@ class FileScanner:
         decompress, finished = decompressor(compression)
         out = bytearray()
         whole = True
-        view = memoryview(data)[start:end] if not isinstance(data, memoryview) else data[start:end]
+        if isinstance(data, FileView):
+            view = memoryview(data.read(start, end))
+        else:
+            view = memoryview(data)[start:end] if not isinstance(data, memoryview) else data[start:end]
         chunk = 1 << 20
         try:
             for at in range(0, len(view), chunk):

@@ -1,9 +1,12 @@
 """Scan files and folders: the entry points behind ``guard scan`` and the safe loader.
 
-Files up to 4 MiB are read; a larger one is mapped read-only rather than read, so a 10 GB
-checkpoint costs its central directory and its pickles, not its tensors. A mapped file that
-shrinks while it is read raises SIGBUS, which no Python code can catch, so a mapped file is
-scanned in a forked child process and a child killed that way is a finding on the file. Any
+Files up to 4 MiB are read. A larger zip (a torch checkpoint, ``.npz``, ``.keras``, ``.skops``)
+is read on demand (:class:`~guard.defenses.scan.fileview.FileView`): its central directory,
+local headers and pickles, never its tensors, so a 10 GB checkpoint costs what a 10 MB one
+does, and a file that shrinks meanwhile reads short and is reported. Any other large file is
+mapped read-only; a mapped file that shrinks while it is read raises SIGBUS, which no Python
+code can catch, so it is scanned in a forked child process and a child killed that way is a
+finding on the file. Any
 failure on hostile bytes becomes a finding on that file (``scan-error``, ``resource-limit``);
 one bad file never stops a folder's scan. Only regular files are opened, without blocking: a
 FIFO, device or socket is reported, never read, and so is a folder that cannot be listed.
@@ -31,6 +34,7 @@ from typing import Any
 
 from guard.defenses.scan.containers import FileScanner
 from guard.defenses.scan.context import Budget, Findings, LimitReached
+from guard.defenses.scan.fileview import FileShrank, FileView, NeedsMapping
 from guard.defenses.scan.results import ScanFinding, ScanLimits, ScanResult, Severity
 
 # What a parser bug on hostile input can raise; reported on the file instead of crashing a scan.
@@ -72,6 +76,11 @@ def scan_file(path: str | os.PathLike[str], limits: ScanLimits | None = None) ->
         if info.st_size <= _READ_WHOLE:  # one read beats setting up a mapping
             with os.fdopen(os.dup(fd), "rb") as fh:
                 return _scan_buffer(fh.read(info.st_size), name, limits)
+        if os.pread(fd, 4, 0) in (b"PK\x03\x04", b"PK\x05\x06"):
+            try:  # a zip (torch, npz, keras, skops): read on demand, never its tensors
+                return _scan_buffer(FileView(fd, info.st_size), name, limits, reraise=(NeedsMapping,))
+            except NeedsMapping:
+                pass
         return _scan_mapped(fd, name, limits) if _CAN_FORK else _scan_mapping(fd, name, limits)
     except OSError as exc:
         return _failed(name, f"cannot read: {exc.strerror or exc}", started)
@@ -175,7 +184,8 @@ def _decode(payload: bytes) -> ScanResult:
                                        for f in findings), duration)
 
 
-def _scan_buffer(data: Any, name: str, limits: ScanLimits) -> ScanResult:
+def _scan_buffer(data: Any, name: str, limits: ScanLimits,
+                 reraise: tuple[type[BaseException], ...] = ()) -> ScanResult:
     """Scan one buffer with the cyclic garbage collector paused.
 
     A large pickle puts millions of small symbolic values on the walker's memo; each automatic
@@ -193,9 +203,14 @@ def _scan_buffer(data: Any, name: str, limits: ScanLimits) -> ScanResult:
     gc.disable()
     try:
         fmt = scanner.scan(data, 0, len(data), "", 0, os.path.basename(name))
+    except reraise:
+        raise
     except LimitReached as exc:
         findings.report(Severity.HIGH, "resource-limit", "",
                         f"stopped: {exc}; a file built to exhaust a scanner exhausts loaders too", 0, "")
+    except FileShrank:
+        findings.report(Severity.HIGH, "scan-error", "", "the file changed (it shrank) while it was "
+                        "scanned; scan it again once nothing writes to it", 0, "")
     except _PARSER_ERRORS as exc:
         findings.report(Severity.HIGH, "scan-error", "",
                         f"the scanner could not parse this file ({type(exc).__name__}: {exc})", 0, "")

@@ -79,13 +79,13 @@ def _read_central(data: Any, start: int, end: int, listing: ZipListing) -> list[
     eocd = data.rfind(b"PK\x05\x06", max(start, end - _EOCD.size - 0xFFFF), end)
     if eocd < 0 or eocd + _EOCD.size > end:
         return None
-    _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(data, eocd)
+    _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack(data[eocd:eocd + _EOCD.size])
     cd_end = eocd
     locator = eocd - _EOCD64_LOCATOR.size
     if locator >= start and data[locator:locator + 4] == b"PK\x06\x07":
         record = locator - _EOCD64.size
         if record >= start and data[record:record + 4] == b"PK\x06\x06":
-            fields = _EOCD64.unpack_from(data, record)
+            fields = _EOCD64.unpack(data[record:record + _EOCD64.size])
             count, cd_size, cd_offset = fields[7], fields[8], fields[9]
             cd_end = record
     cd_start = cd_end - cd_size
@@ -96,16 +96,17 @@ def _read_central(data: Any, start: int, end: int, listing: ZipListing) -> list[
     if shift:
         listing.problems.append(("polyglot-file", f"{shift} bytes precede the zip archive", 0))
     entries: list[ZipEntry] = []
-    pos = cd_start
+    directory = bytes(data[cd_start:cd_end])  # one read, whatever kind of buffer ``data`` is
+    pos, cd_end = 0, cd_end - cd_start
     for _ in range(count):
-        if pos + _CENTRAL.size > cd_end or data[pos:pos + 4] != b"PK\x01\x02":
+        if pos + _CENTRAL.size > cd_end or directory[pos:pos + 4] != b"PK\x01\x02":
             return None
-        f = _CENTRAL.unpack_from(data, pos)
+        f = _CENTRAL.unpack_from(directory, pos)
         flags, method, crc, csize, usize = f[3], f[4], f[7], f[8], f[9]
         n_name, n_extra, n_comment, local = f[10], f[11], f[12], f[16]
         name_at = pos + _CENTRAL.size
-        name = _decode_name(bytes(data[name_at:name_at + n_name]), flags)
-        extra = bytes(data[name_at + n_name:name_at + n_name + n_extra])
+        name = _decode_name(directory[name_at:name_at + n_name], flags)
+        extra = directory[name_at + n_name:name_at + n_name + n_extra]
         usize, csize, local = _zip64_sizes(extra, usize, csize, local)
         entries.append(ZipEntry(name, flags, method, crc, csize, usize, start + local + shift))
         pos = name_at + n_name + n_extra + n_comment
@@ -140,7 +141,7 @@ def _locate(data: Any, start: int, end: int, entry: ZipEntry, listing: ZipListin
         listing.problems.append(("zip-corrupt", f"{entry.name!r}: no local header where the central "
                                  "directory points", where))
         return
-    f = _LOCAL.unpack_from(data, at)
+    f = _LOCAL.unpack(data[at:at + _LOCAL.size])
     l_flags, l_method, n_name, n_extra = f[2], f[3], f[9], f[10]
     l_name = _decode_name(bytes(data[at + _LOCAL.size:at + _LOCAL.size + n_name]), l_flags)
     entry.data_start = at + _LOCAL.size + n_name + n_extra
@@ -163,7 +164,7 @@ def _scan_local_headers(data: Any, start: int, end: int) -> list[ZipEntry]:
     entries: list[ZipEntry] = []
     pos = data.find(b"PK\x03\x04", start, end)
     while 0 <= pos and pos + _LOCAL.size <= end and len(entries) < _MAX_ENTRIES:
-        f = _LOCAL.unpack_from(data, pos)
+        f = _LOCAL.unpack(data[pos:pos + _LOCAL.size])
         flags, method, crc, csize, usize, n_name, n_extra = f[2], f[3], f[6], f[7], f[8], f[9], f[10]
         name = _decode_name(bytes(data[pos + _LOCAL.size:pos + _LOCAL.size + n_name]), flags)
         data_start = pos + _LOCAL.size + n_name + n_extra
