@@ -45,6 +45,7 @@ from guard.probes import (
     prepare_probe,
     probe_class,
     probes,
+    setting_names,
 )
 from guard.target import Target
 from guard.validity import add_validity_flags
@@ -96,18 +97,22 @@ class AuditPlan:
         return prepare_probe(cls.id, self.probe_settings, self.scoped.get(cls.id, _EMPTY))
 
     def validate(self) -> None:
-        """Build every probe the plan can run, so a bad setting fails before any work."""
-        for probe_id in self.scoped:
-            probe_class(probe_id)
-        names = [c.id for c in probes() if c.stage == "artifact"]
-        names += list(self.attacks) if self.attacks else [c.id for c in probes() if c.default
-                                                          and c.stage == "model"]
-        for name in names:
-            self._build(name)
+        """Build every probe the plan can run, and every probe a setting names, so a bad or
+        misspelt setting fails before any work (a setting no probe of the audit takes too)."""
         for name in self.attacks or ():
             if probe_class(name).stage != "model":
                 raise ConfigError(f"{name!r} inspects the model file and always runs on one; "
                                   "--attack names model probes")
+        names = [c.id for c in probes() if c.stage == "artifact"]
+        names += [probe_class(n).id for n in self.attacks] if self.attacks else [
+            c.id for c in probes() if c.default and c.stage == "model"]
+        for name in dict.fromkeys([*names, *(probe_class(p).id for p in self.scoped)]):
+            self._build(name)
+        taken = {n for name in names for n in setting_names(probe_class(name))}
+        unused = sorted(set(self.probe_settings) - taken)
+        if unused:
+            raise ConfigError(f"no probe of this audit has a setting {unused[0]!r} (it runs "
+                              f"{', '.join(n for n in names if probe_class(n).stage == 'model')})")
 
     def artifact_probes(self) -> list[ArtifactProbe]:
         return [p for p in (self._build(c.id) for c in probes() if c.stage == "artifact")

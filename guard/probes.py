@@ -165,6 +165,10 @@ def _check_declaration(cls: type[Probe]) -> None:
         raise ConfigError(f"{where}: settings_type must be a dataclass")
     if not isinstance(getattr(cls, "emits", None), EmittedEvidence):
         raise ConfigError(f"{where}: emits must be an EmittedEvidence")
+    if not set(cls.emits.key) <= set(cls.emits.params):
+        raise ConfigError(f"{where}: emits.key must name params it emits")
+    if not isinstance(getattr(cls, "category", None), str):
+        cls.category = cls.id.split(".")[0]
     unknown = cls.traits - TRAITS
     if unknown:
         raise ConfigError(f"{where}: unknown traits {sorted(unknown)}; known: {sorted(TRAITS)}")
@@ -178,6 +182,20 @@ def _load() -> None:
         return
     for name in BUILTIN_MODULES:
         importlib.import_module(name)
+    plugin_probes()
+    _LOADED = True  # only once everything imported: a failed import is reported on every call
+
+
+_PLUGINS: list[type[Probe]] | None = None
+
+
+def plugin_probes() -> list[type[Probe]]:
+    """The probes other packages add through the ``guard.probes`` entry points (loaded once;
+    Guard's own are not imported for this, so the policy catalogue can ask cheaply)."""
+    global _PLUGINS
+    if _PLUGINS is not None:
+        return list(_PLUGINS)
+    found: list[type[Probe]] = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()
@@ -186,8 +204,9 @@ def _load() -> None:
                               f"{type(exc).__name__}: {exc}") from None
         if not (isinstance(cls, type) and issubclass(cls, Probe)):
             raise ConfigError(f"probe plug-in {ep.name!r} ({ep.value}) is not a guard.probes.Probe class")
-        register(cls)
-    _LOADED = True  # only once everything imported: a failed import is reported on every call
+        found.append(register(cls))
+    _PLUGINS = found
+    return list(found)
 
 
 def registry() -> dict[str, type[Probe]]:
@@ -199,7 +218,12 @@ def registry() -> dict[str, type[Probe]]:
 def probes() -> list[type[Probe]]:
     """Every registered probe once, Guard's in :data:`BUILTIN_MODULES` order, then plug-ins."""
     _load()
-    return list(_ORDER)
+
+    def rank(cls: type[Probe]) -> int:
+        module = cls.__module__
+        return BUILTIN_MODULES.index(module) if module in BUILTIN_MODULES else len(BUILTIN_MODULES)
+
+    return sorted(_ORDER, key=rank)  # stable: registration order within a module
 
 
 def probe_class(name: str) -> type[Probe]:
@@ -309,19 +333,38 @@ def parse_set(items: Iterable[str]) -> dict[str, dict[str, Any]]:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()
-        out.setdefault(probe_class(probe).id, {})[key.replace("-", "_")] = value
+        try:
+            cls = probe_class(probe)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item!r}: {exc}") from None
+        out.setdefault(cls.id, {})[key.replace("-", "_")] = value
     return out
 
 
 def scoped_settings(tables: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
     """A spec file's ``[probes.<name>]`` tables as {probe id: {key: value}}."""
     out: dict[str, dict[str, Any]] = {}
-    for name, table in tables.items():
+    for name, table in _flatten(tables):
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [probes.{name}] must be a table of settings")
         try:
             cls = probe_class(name)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: [probes.{name}]: {exc}") from None
         out.setdefault(cls.id, {}).update({k.replace("-", "_"): v for k, v in table.items()})
+    return out
+
+
+def _flatten(tables: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``[probes.noise.gaussian]`` is TOML for a table ``noise`` holding ``gaussian``: a name
+    that is no probe, holding only tables, is read as the start of a dotted probe id."""
+    out: list[tuple[str, Any]] = []
+    known = registry()
+    for name, table in tables.items():
+        full = f"{prefix}{name}"
+        if (full not in known and isinstance(table, dict) and table
+                and all(isinstance(v, dict) for v in table.values())):
+            out.extend(_flatten(table, f"{full}."))
+        else:
+            out.append((full, table))
     return out

@@ -112,6 +112,7 @@ class GuardSession:
         """Command-line options over ``[tool.guard]`` (checked as ``guard audit`` checks it)."""
         from guard.build import parse_clip
         from guard.config import options_from_table
+        from guard.probes import scoped_settings
         from guard.testing import GuardSettings
 
         opt = self.config.getoption
@@ -132,6 +133,7 @@ class GuardSession:
                 report_dir=None if report is None else Path(report),
                 waivers=self._relative(spec.waivers),
                 baseline=self._relative(spec.baseline),
+                probes=scoped_settings(spec.probes or {}, where),
             )
         except GuardError as exc:
             raise pytest.UsageError(f"guard: {exc}") from None

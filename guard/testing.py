@@ -51,6 +51,8 @@ class GuardSettings:
     report_dir: Path | None = None
     waivers: Path | None = None
     baseline: Path | None = None
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """One probe's settings by probe id, from ``[tool.guard.probes.<id>]``."""
 
     def __post_init__(self) -> None:
         from guard.audit import parse_fail_on
@@ -274,7 +276,7 @@ def audit_model(
     """
     from guard import audit as service
     from guard.build import build_target_from_objects
-    from guard.probes import probe_class
+    from guard.probes import probe_class, setting_names
 
     declared = clip if clip != "undeclared" else settings.clip
     if declared == "undeclared":
@@ -286,10 +288,15 @@ def audit_model(
     chosen = tuple(attacks) if attacks else tuple(profile["attacks"])
     for attack in chosen:
         probe_class(attack)  # unknown names fail before any work
-    knobs = {"samples": profile["samples"], "steps": profile["steps"], **probe_settings}
+    # The profile's effort applies to the probes that have such settings; the test's own
+    # settings must each belong to a probe it runs (a typo is an error, not a default).
+    taken = {n for attack in chosen for n in setting_names(probe_class(attack))}
+    knobs: dict[str, Any] = {k: profile[k] for k in ("samples", "steps") if k in taken}
+    knobs.update(probe_settings)
     if eps is not None:
         knobs["eps"] = (float(eps),) if isinstance(eps, int | float) else tuple(float(e) for e in eps)
-    plan_doc = {"attacks": chosen, "settings": knobs, "seed": settings.seed, "clip": declared}
+    plan_doc = {"attacks": chosen, "settings": knobs, "scoped": settings.probes, "seed": settings.seed,
+                "clip": declared}
     eval_data = as_eval_data(data)
     key = cache_key(model_digest(model), eval_data, plan_doc)
     if cache is not None and key in cache:
@@ -312,7 +319,8 @@ def audit_model(
             model, eval_data.x, eval_data.y, clip=declared,
             name=name or type(model).__name__, x_train=eval_data.x_train, y_train=eval_data.y_train,
         )
-    plan = service.AuditPlan(attacks=chosen, probe_settings=knobs, seed=settings.seed)
+    plan = service.AuditPlan(attacks=chosen, probe_settings=knobs, scoped=settings.probes,
+                             seed=settings.seed)
     [result] = service.audit([subject], plan).results
     if cache is not None:
         cache[key] = result

@@ -14,8 +14,22 @@ from collections import defaultdict
 
 from guard.evidence import Evidence, Flag
 
-BLACKBOX_PROBES = frozenset({"evasion.hopskipjump"})
-SINGLE_STEP_PROBES = frozenset({"evasion.fgsm"})
+
+def _traits(probe: str) -> frozenset[str]:
+    """What the probe declares about itself (``black-box``, ``single-step``)."""
+    from guard.probes import registry
+
+    cls = registry().get(probe)
+    return cls.traits if cls is not None else frozenset()
+
+
+def _flag(e: Evidence, flag: Flag) -> None:
+    """Add a flag the probe declares it may carry (its ``emits.flags``); others are not its."""
+    from guard.probes import registry
+
+    cls = registry().get(e.probe)
+    if cls is None or flag.code in cls.emits.flags:
+        e.flags.append(flag)
 
 
 def _robust(e: Evidence) -> float | None:
@@ -25,7 +39,7 @@ def _robust(e: Evidence) -> float | None:
 
 def add_validity_flags(evidence: list[Evidence]) -> None:
     """Append flags in place to evasion evidence of one target."""
-    evasion = [e for e in evidence if e.probe.startswith("evasion.") and _robust(e) is not None]
+    evasion = [e for e in evidence if _robust(e) is not None and "eps" in e.params]
     by_probe: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
     for e in evasion:
         by_probe[(e.probe, str(e.params.get("norm")))].append(e)
@@ -35,7 +49,8 @@ def add_validity_flags(evidence: list[Evidence]) -> None:
         for e in entries:
             r = _robust(e)
             if lowest is not None and r is not None and r > lowest[0]:
-                e.flags.append(
+                _flag(
+                    e,
                     Flag(
                         "non_monotone",
                         f"robust accuracy {r:.1%} at eps {e.params['eps']:g} is higher than "
@@ -49,16 +64,15 @@ def add_validity_flags(evidence: list[Evidence]) -> None:
     for e in evasion:
         by_budget[(str(e.params.get("norm")), float(e.params["eps"]))].append(e)
     for (norm, eps), group in by_budget.items():
-        _compare(group, BLACKBOX_PROBES, "blackbox_beats_whitebox", "black-box", norm, eps)
-        _compare(group, SINGLE_STEP_PROBES, "single_step_beats_iterative", "single-step", norm, eps)
+        _compare(group, "black-box", "blackbox_beats_whitebox", norm, eps)
+        _compare(group, "single-step", "single_step_beats_iterative", norm, eps)
 
 
-def _compare(
-    group: list[Evidence], weaker_kind: frozenset[str], code: str, kind: str, norm: str, eps: float
-) -> None:
-    """Flag every stronger-by-design entry that a weaker-by-design probe beats."""
-    weak = [e for e in group if e.probe in weaker_kind]
-    strong = [e for e in group if e.probe not in BLACKBOX_PROBES | SINGLE_STEP_PROBES]
+def _compare(group: list[Evidence], kind: str, code: str, norm: str, eps: float) -> None:
+    """Flag every stronger-by-design entry (an iterative white-box attack: neither trait)
+    that a weaker-by-design probe (one with the ``kind`` trait) beats."""
+    weak = [e for e in group if kind in _traits(e.probe)]
+    strong = [e for e in group if not _traits(e.probe) & {"black-box", "single-step"}]
     for w in weak:
         rw = _robust(w)
         for s in strong:
@@ -70,7 +84,8 @@ def _compare(
             mw, ms = w.metrics["robust_accuracy"], s.metrics["robust_accuracy"]
             if mw.n != ms.n and (mw.ci95 is None or ms.ci95 is None or mw.ci95[1] >= ms.ci95[0]):
                 continue
-            s.flags.append(
+            _flag(
+                s,
                 Flag(
                     code,
                     f"{kind} {w.probe} leaves {rw:.1%} robust at L{norm} eps {eps:g}, below "

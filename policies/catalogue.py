@@ -90,10 +90,10 @@ def _plugin_evidence(shipped: Mapping[str, EvidenceSpec]) -> dict[str, EvidenceS
     """What probes from other packages (the ``guard.probes`` entry points) declare they emit,
     so their own policy packs can read it. Guard's probes are in evidence.yaml (a test keeps
     the two in step)."""
-    from guard.probes import probes
+    from guard.probes import plugin_probes
 
     out: dict[str, EvidenceSpec] = {}
-    for cls in probes():
+    for cls in plugin_probes():
         if cls.id in shipped:
             continue
         e = cls.emits

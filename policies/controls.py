@@ -201,7 +201,8 @@ def _evidence(
         if not matched:
             known = ", ".join(catalogue.evidence)
             problems.append(Problem(file, names.line_of(i),
-                                    f"unknown evidence name '{pattern}' (not in Guard's catalogue: {known})"))
+                                    f"unknown evidence name '{pattern}' (not in Guard's catalogue: "
+                                    f"{known}; a probe plug-in adds its own when installed)"))
         out.extend(m for m in matched if m not in out)
     return tuple(out)
 

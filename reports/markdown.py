@@ -21,7 +21,7 @@ from typing import Any
 from guard.fsio import atomic_write_text
 from guard.levels import FAILING
 
-from .evasion import Measured, headline, ordered, parse
+from .evasion import Measured, OtherRow, headline, ordered, other_row, parse
 from .findings import WAIVED, finding_records, status_counts, worst_first
 from .text import estimate, text
 
@@ -111,7 +111,24 @@ def _target(audit: Mapping[str, Any]) -> list[str]:
         lines += ["No policy was applied: the evidence has not been judged against any control.", ""]
     if sweeps:
         lines += [f"Evasion: {_evasion_line(sweeps)}", ""]
+    others = [other_row(m) for m in measured if m.eps is None and not m.probe.startswith("supply_chain.")]
+    if others:
+        lines += [f"Other measurements: {_other_line(others)}", ""]
     return lines
+
+
+def _other_line(rows: Sequence[OtherRow]) -> str:
+    """Each other probe's measurement as ``noise.gaussian (sigma=0.1): noisy accuracy 93.3%
+    [84.1–97.4%] n=60``."""
+    parts = []
+    for row in rows[:EVASION_SHOWN]:
+        metrics = "; ".join(f"{name} {est.value}" + (f" [{est.interval}]" if est.interval else "")
+                            + (f" n={est.n}" if est.n else "") for name, est in row.metrics)
+        where = f"{row.probe} ({row.params})" if row.params else row.probe
+        parts.append(escape(f"{where}: {metrics}"))
+    if len(rows) > EVASION_SHOWN:
+        parts.append(f"and {len(rows) - EVASION_SHOWN} more in the HTML report")
+    return " · ".join(parts)
 
 
 def _row(status: str, severity: str, control: str, title: str, refs: Sequence[str]) -> str:

@@ -187,3 +187,53 @@ def test_plan_is_validated_before_any_work() -> None:
         service.AuditPlan(probe_settings={"eps": (-1.0,)}).validate()
     with pytest.raises(ConfigError, match="inspects the model file"):
         service.AuditPlan(attacks=("scan",)).validate()
+
+
+def test_settings_no_probe_takes_are_errors(logreg, digits) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="no probe of this audit has a setting 'sigmaa'"):
+        service.AuditPlan(attacks=("fgsm",), probe_settings={"sigmaa": 1.0}).validate()
+    # a probe named by --set is checked even when it does not run
+    with pytest.raises(ConfigError, match="has no setting 'stepz'"):
+        service.AuditPlan(attacks=("fgsm",), scoped={"evasion.pgd": {"stepz": 5}}).validate()
+    from guard.testing import GuardSettings, audit_model
+
+    with pytest.raises(ConfigError, match="no probe of this audit has a setting 'sigmaa'"):
+        audit_model(logreg, (digits["x_test"][:20], digits["y_test"][:20]), GuardSettings(clip=(0.0, 1.0)),
+                    attacks=["fgsm"], sigmaa=3)
+
+
+def test_dotted_probe_tables_and_flags_over_files(files: dict[str, Path], tmp_path: Path) -> None:
+    from guard.probes import scoped_settings
+
+    # [probes.evasion.pgd] is TOML for nested tables; it still names the probe evasion.pgd
+    assert scoped_settings({"evasion": {"pgd": {"steps": 3}}}, "f.toml") == {"evasion.pgd": {"steps": 3}}
+    with pytest.raises(ConfigError, match=r"f.toml: \[probes.nosuch\]: unknown attack 'nosuch'"):
+        scoped_settings({"nosuch": {"steps": 3}}, "f.toml")
+    spec = tmp_path / "guard.toml"
+    spec.write_text("[probes.pgd]\nsamples = 30\nsteps = 3\n")
+    code, out = run("audit", "--model", str(files["model"]), "--arch", "guard.demo:DigitsCNN", "--data",
+                    str(files["data"]), "--clip", "0,1", "--samples", "20", "--eps", "0.1", "--attack", "pgd",
+                    "--config", str(spec), "--format", "json", "--out", str(tmp_path / "o"))
+    assert code == 0, out
+    [pgd] = json.loads((tmp_path / "o" / "report.json").read_text())["evidence"][-1:]
+    assert (pgd["params"]["samples"], pgd["params"]["steps"]) == (20, 3)  # the flag wins over the file
+
+
+def test_validity_checks_read_probe_traits() -> None:
+    from guard.validity import add_validity_flags
+
+    def ev(probe: str, robust: int) -> Evidence:
+        return Evidence(probe, {"eps": 0.1, "norm": "inf"}, {"robust_accuracy": Metric.proportion(robust, 100)})
+
+    strong, blackbox, single = ev("evasion.pgd", 60), ev("evasion.hopskipjump", 30), ev("evasion.fgsm", 40)
+    add_validity_flags([strong, blackbox, single])
+    assert {f.code for f in strong.flags} == {"blackbox_beats_whitebox", "single_step_beats_iterative"}
+    assert probe_class("hopskipjump").traits == {"black-box"} and probe_class("fgsm").traits == {"single-step"}
+
+
+def test_probes_command_lists_every_probe() -> None:
+    code, out = run("probes")
+    assert code == 0
+    for cls in probes():
+        assert cls.id in out
+    assert "queries=1000" in out

@@ -315,3 +315,19 @@ def test_global_random_state_survives_an_audit(repo: pytest.Pytester) -> None:
         """
     )
     repo.runpytest().assert_outcomes(passed=1)
+
+
+def test_probe_tables_in_tool_guard_reach_the_plugin(repo: pytest.Pytester) -> None:
+    repo.makepyprojecttoml('[tool.guard]\nclip = [0, 1]\n\n[tool.guard.probes.pgd]\ntargets = 0\n')
+    repo.makepyfile(
+        """
+        def test_targets(guard_audit, model, eval_data):
+            result = guard_audit(model, eval_data, attacks=["pgd"], eps=0.05)
+            assert {e.params["targets"] for e in result.result.evidence if e.probe == "evasion.pgd"} == {0}
+        """
+    )
+    repo.runpytest().assert_outcomes(passed=1)
+    repo.makepyprojecttoml('[tool.guard]\nclip = [0, 1]\n\n[tool.guard.probes.pgd]\ntargetz = 0\n')
+    out = repo.runpytest()
+    assert out.ret != 0
+    out.stdout.fnmatch_lines(["*has no setting 'targetz'*"])

@@ -72,11 +72,13 @@ def _register() -> None:
     from guard.cli.audit import audit
     from guard.cli.crypto import COMMANDS as CRYPTO_COMMANDS
     from guard.cli.policy import policy
+    from guard.cli.probes import probes
     from guard.cli.report import report
     from guard.cli.scan import scan
 
     cli.add_command(audit)
     cli.add_command(policy)
+    cli.add_command(probes)
     cli.add_command(report)
     cli.add_command(scan)
     for command in CRYPTO_COMMANDS:

@@ -34,7 +34,8 @@ SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size")
 @click.option("--clip", help="Input range 'LO,HI', or 'none' for unbounded features. Required.")
 @click.option("--label-column", help="The label column of a .csv data file.")
 @click.option("--attack", "attacks", multiple=True,
-              help="fgsm, pgd, apgd, hopskipjump (repeatable; default: by model type).")
+              help="A model probe by id or alias, e.g. pgd (repeatable; `guard probes` lists them; "
+              "default: by model type).")
 @click.option("--eps", type=FLOAT_LIST, help="Perturbation budgets, e.g. 0.05,0.1.")
 @click.option("--norm", type=click.Choice(["inf", "2"]), help="Threat model norm (default inf).")
 @click.option("--steps", type=click.IntRange(min=1), help="Attack iterations (default 40).")
@@ -80,7 +81,8 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
     policy = opts.policy or (DEMO_POLICIES if demo else ())
     setup = service.PolicySetup.load(policy, waivers=opts.waivers, baseline=opts.baseline,
                                      thresholds_file=spec)
-    scoped = _scoped(opts)
+    on_command_line = {k for k, v in flags.items() if v not in (None, ()) and k in SHARED_SETTINGS}
+    scoped = _scoped(opts, spec, on_command_line)
     for probe_id, values in parse_set(sets).items():
         scoped.setdefault(probe_id, {}).update(values)
     plan = service.AuditPlan(
@@ -109,11 +111,16 @@ def _options(flags: dict[str, Any], config_path: Path | None) -> tuple[AuditOpti
     return cli_opts.merged_over(load_spec(spec)), spec
 
 
-def _scoped(opts: AuditOptions) -> dict[str, dict[str, Any]]:
-    """The supply-chain options as their probes' settings, over the spec file's [probes.*]."""
+def _scoped(opts: AuditOptions, spec: Path | None,
+            given_on_command_line: set[str]) -> dict[str, dict[str, Any]]:
+    """The supply-chain options as their probes' settings, over the spec file's [probes.*]
+    (whose values yield to the same setting given on the command line: flags win over files)."""
     from guard.probes import scoped_settings
 
-    scoped = scoped_settings(opts.probes or {}, "spec file")
+    scoped = scoped_settings(opts.probes or {}, str(spec) if spec is not None else "spec file")
+    for values in scoped.values():
+        for key in given_on_command_line:
+            values.pop(key, None)
     given: dict[str, dict[str, Any]] = {
         "supply_chain.signature": {"verify_with": opts.verify_with, "manifest": opts.manifest},
         "supply_chain.encryption": {"key": opts.key, "key_env": opts.key_env,

@@ -111,9 +111,14 @@ def other_evidence_table(result: AuditResult) -> Table | None:
 
 
 def format_metric(metric: dict[str, object]) -> str:
+    """A proportion (it has an interval within [0, 1]) as a percentage, other values as numbers."""
     value = metric.get("value")
     if not isinstance(value, int | float):
         return "n/a"
+    ci = metric.get("ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2 and 0 <= ci[0] <= value <= ci[1] <= 1:
+        text = format_rate(metric)
+        return text + (f" n={metric['n']}" if metric.get("n") is not None else "")
     text = f"{value:.4g}"
     ci = metric.get("ci95")
     if isinstance(ci, list | tuple) and len(ci) == 2:
@@ -130,7 +135,9 @@ def _console() -> Console:
 def print_summary(results: list[AuditResult]) -> None:
     console = _console()
     for result in results:
-        console.print(summary_table(result))
+        table = summary_table(result)
+        if table.row_count:
+            console.print(table)
         other = other_evidence_table(result)
         if other is not None:
             console.print(other)
