@@ -26,10 +26,11 @@ def evidence_from_dict(data: dict[str, Any]) -> Evidence:
     ]
     return Evidence(
         probe=data["probe"],
-        params=dict(data.get("params", {})),
+        params=dict(data.get("params") or {}),
         metrics={k: Metric.from_dict(v) for k, v in (data.get("metrics") or {}).items()
                  if isinstance(v, dict)},
-        flags=[Flag(f["code"], f["detail"]) for f in data.get("flags", [])],
+        flags=[Flag(str(f.get("code")), str(f.get("detail", ""))) for f in data.get("flags") or []
+               if isinstance(f, dict)],
         curves=curves,
         seed=data.get("seed"),
         duration_s=float(data.get("duration_s", 0.0)),
@@ -46,7 +47,7 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
 
 def audit_result_from_dict(data: dict[str, Any]) -> AuditResult:
     return AuditResult(
-        target=dict(data["target"]),
+        target=dict(data.get("target") or {}),
         evidence=[evidence_from_dict(e) for e in data.get("evidence", [])],
         environment=dict(data.get("environment", {})),
         findings=[finding_from_dict(f) for f in data.get("findings", [])],

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard.evidence import AuditResult
 from guard.levels import FAILING
 from guard.policies.controls import Control
 from guard.policies.judge import NOT_ASSESSED, PASS, Outcome, judge
@@ -34,17 +35,22 @@ NEW, KNOWN = "new", "known"
 class Baseline:
     """Audits of a stored report, by target name."""
 
-    audits: Mapping[str, Mapping[str, Any]]
+    audits: Mapping[str, AuditResult]
     file: str = "baseline"
 
     @classmethod
-    def from_audits(cls, audits: Sequence[Mapping[str, Any]], file: str = "baseline") -> Baseline:
-        return cls(audits={str(a["target"]["name"]): a for a in audits}, file=file)
+    def from_audits(cls, audits: Sequence[Mapping[str, Any] | AuditResult],
+                    file: str = "baseline") -> Baseline:
+        """The earlier audits by target name, read into the typed record."""
+        from guard.serialization import audit_result_from_dict
 
-    def _recorded(self, audit: Mapping[str, Any], control_id: str) -> str | None:
-        for finding in audit.get("findings", []):
-            if finding.get("control") == control_id:
-                return str(finding.get("status"))
+        read = [a if isinstance(a, AuditResult) else audit_result_from_dict(dict(a)) for a in audits]
+        return cls(audits={str(a.target.get("name", "")): a for a in read}, file=file)
+
+    def _recorded(self, audit: AuditResult, control_id: str) -> str | None:
+        for finding in audit.findings:
+            if finding.control == control_id:
+                return str(finding.status)
         return None
 
     def classify(

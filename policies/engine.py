@@ -88,20 +88,22 @@ def evaluate(
     :class:`PolicyError` for a threshold or waiver naming something no loaded or shipped
     control declares.
     """
-    audit = result.to_dict() if isinstance(result, AuditResult) else result
+    from guard.serialization import audit_result_from_dict
+
+    audit = result if isinstance(result, AuditResult) else audit_result_from_dict(dict(result))
     controls = controls_of(resolve_packs(packs))
     overrides = as_overrides(thresholds)
     overrides.validate(_known(controls))
     waiver_list = _waivers(waivers, controls)
     base = as_baseline(baseline)
     today = today or dt.date.today()
-    target = str((audit.get("target") or {}).get("name", ""))
+    target = str(audit.target.get("name", ""))
     return [_finding(c, audit, target, overrides, waiver_list, base, today) for c in controls]
 
 
 def _finding(
     control: Control,
-    audit: Mapping[str, Any],
+    audit: AuditResult,
     target: str,
     overrides: ThresholdOverrides,
     waivers: Sequence[Waiver],

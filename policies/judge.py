@@ -1,7 +1,8 @@
 """One control against one audit's evidence: the verdict and a sentence that explains it.
 
-Evidence arrives as report.json dicts (``AuditResult.to_dict()`` or a stored report), so a
-live audit and a re-evaluation of an old report are judged by the same code. A control
+Evidence arrives as the typed record (:class:`~guard.evidence.AuditResult`); a stored report
+is read back into the same objects first, so a live audit and a re-evaluation of an old
+report are judged by the same code. A control
 with ``scope: each`` is evaluated on every matching measurement (each attack at each
 epsilon) and fails if any one fails; the detail names the failing measurements with the
 numbers the condition read, so a reader sees *why* without opening the evidence.
@@ -9,10 +10,12 @@ numbers the condition read, so a reader sees *why* without opening the evidence.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from guard.evidence import AuditResult, Evidence
 from guard.levels import Status
 from guard.policies.catalogue import load_catalogue
 from guard.policies.controls import Control
@@ -44,10 +47,10 @@ class _Item:
     binding: dict[str, Any]
 
 
-def _label(entry: Mapping[str, Any]) -> str:
-    probe = str(entry.get("probe"))
+def _label(entry: Evidence) -> str:
+    probe = entry.probe
     spec = load_catalogue().evidence.get(probe)
-    params = entry.get("params") or {}
+    params = entry.params
     shown = [f"{k}={_fmt(params[k])}" for k in (spec.key if spec else ()) if k in params]
     return f"{probe} ({', '.join(shown)})" if shown else probe
 
@@ -58,22 +61,28 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _items(control: Control, audit: Mapping[str, Any]) -> list[_Item]:
+def _items(control: Control, audit: AuditResult) -> list[_Item]:
     items = []
     wanted = set(control.evidence)
-    for entry in audit.get("evidence", []):
-        if entry.get("probe") not in wanted:
+    for entry in audit.evidence:
+        if entry.probe not in wanted:
             continue
         binding = {
-            "probe": entry["probe"],
-            "params": plain_binding(entry.get("params") or {}),
-            "metrics": {
-                k: metric_binding(m) for k, m in (entry.get("metrics") or {}).items() if m is not None
-            },
-            "flags": [str(f.get("code")) for f in entry.get("flags", [])],
+            "probe": entry.probe,
+            "params": plain_binding(entry.params),
+            "metrics": {k: metric_binding(_finite(m.to_dict())) for k, m in entry.metrics.items()},
+            "flags": [f.code for f in entry.flags],
         }
         items.append(_Item(_label(entry), binding))
     return items
+
+
+def _finite(metric: dict[str, Any]) -> dict[str, Any]:
+    """A non-finite value reads as null, as report.json stores it: a condition on it errors."""
+    value = metric.get("value")
+    if isinstance(value, float) and not math.isfinite(value):
+        metric["value"] = None
+    return metric
 
 
 def _null_metrics(control: Control, binding: Mapping[str, Any]) -> list[str]:
@@ -119,10 +128,10 @@ def _missing(control: Control, required: str) -> Outcome:
                                  "to assess this control.", (), frozenset())
 
 
-def judge(control: Control, audit: Mapping[str, Any], thresholds: Mapping[str, Any]) -> Outcome:
-    """The control's verdict on one audit dict (``AuditResult.to_dict()`` shape)."""
+def judge(control: Control, audit: AuditResult, thresholds: Mapping[str, Any]) -> Outcome:
+    """The control's verdict on one audit."""
     required = control.describe_check(thresholds)
-    context = {"thresholds": plain_binding(thresholds), "target": plain_binding(audit.get("target") or {})}
+    context = {"thresholds": plain_binding(thresholds), "target": plain_binding(audit.target)}
     items = _items(control, audit)
     errors: list[str] = []
     failing: set[str] = set()
