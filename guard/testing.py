@@ -150,9 +150,9 @@ class GuardResult:
         from guard.audit import parse_fail_on
 
         level = parse_fail_on(fail_on, "fail_on", default=self.settings.fail_on)
-        judged = _judged(self.result, self.settings, [pack])
-        self.apply_policy(pack)
-        failing = Gate.of(judged, level).failing
+        judged = AuditResult(target=self.result.target, evidence=self.result.evidence,
+                             environment=self.result.environment, findings=self.apply_policy(pack))
+        failing = Gate.of(judged, level).failing  # the pack's own findings, judged once
         if not failing:
             return
         lines = [f"{self.name} fails policy {pack!r} at --fail-on {level}:"]
