@@ -223,12 +223,14 @@ def test_validity_checks_read_probe_traits() -> None:
     from guard.validity import add_validity_flags
 
     def ev(probe: str, robust: int) -> Evidence:
-        return Evidence(probe, {"eps": 0.1, "norm": "inf"}, {"robust_accuracy": Metric.proportion(robust, 100)})
+        metrics = {"robust_accuracy": Metric.proportion(robust, 100)}
+        return Evidence(probe, {"eps": 0.1, "norm": "inf"}, metrics)
 
     strong, blackbox, single = ev("evasion.pgd", 60), ev("evasion.hopskipjump", 30), ev("evasion.fgsm", 40)
     add_validity_flags([strong, blackbox, single])
     assert {f.code for f in strong.flags} == {"blackbox_beats_whitebox", "single_step_beats_iterative"}
-    assert probe_class("hopskipjump").traits == {"black-box"} and probe_class("fgsm").traits == {"single-step"}
+    assert probe_class("hopskipjump").traits == {"black-box"}
+    assert probe_class("fgsm").traits == {"single-step"}
 
 
 def test_probes_command_lists_every_probe() -> None:
