@@ -53,3 +53,8 @@ class TargetMismatchError(GuardInputError):
 
 class MissingCapabilityError(GuardInputError):
     """A probe needs something the target does not offer (gradients, train data, ...)."""
+
+
+class InputFileError(GuardInputError):
+    """An input file that cannot be read as one: missing, a FIFO or folder, over its size
+    limit, or not text where text is expected."""

@@ -101,3 +101,45 @@ def read_regular_file(path: Path, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_input(path: Path | str, what: str, limit_name: str) -> bytes:
+    """The bytes of an input file Guard reads whole, bounded by the limit ``limit_name``
+    (see :mod:`guard.limits`).
+
+    Every file a user hands Guard (a pack, waivers, a baseline, a config, a report, a
+    manifest, a key) goes through here, so a FIFO cannot block, ``/dev/zero`` cannot grow
+    memory without bound, and every failure is one :class:`~guard.errors.InputFileError`
+    line naming ``what`` and the path.
+    """
+    from guard.errors import InputFileError
+    from guard.limits import describe, limit
+
+    path = Path(path)
+    cap = limit(limit_name)
+    try:
+        return read_regular_file(path, cap)
+    except FileNotFoundError:
+        raise InputFileError(f"{what} {path}: no such file") from None
+    except NotRegularFile as exc:
+        raise InputFileError(f"{what} {path}: {_kind_of(path, exc)}, not a regular file") from None
+    except ValueError:
+        raise InputFileError(f"{what} {path}: larger than the {describe(limit_name)}") from None
+    except OSError as exc:
+        raise InputFileError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_input_text(path: Path | str, what: str, limit_name: str) -> str:
+    """:func:`read_input`, decoded as UTF-8 (a BOM is dropped)."""
+    from guard.errors import InputFileError
+
+    data = read_input(path, what, limit_name)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{what} {path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _kind_of(path: Path, exc: NotRegularFile) -> str:
+    text = str(exc)
+    return "is a folder" if "a folder" in text else "is a FIFO, device or socket"
