@@ -6,7 +6,8 @@ Write to a temp file in the destination folder (same file system, so the rename 
 fsync it, rename it over the target, then fsync the folder so the rename itself survives a
 crash. On any error, KeyboardInterrupt included, the temp file is removed: the final name
 holds either the complete result or whatever it held before. (A SIGKILL can leave a
-``.NAME.*.tmp`` file behind, never a partial file under the final name.)
+``.NAME.PID.*.tmp`` file behind, never a partial file under the final name; the next write
+to the same name removes it once process PID is gone.)
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -42,6 +44,48 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         tmp.unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temp files a killed writer of ``path`` left behind; return what was removed.
+
+    Only files of this module's own naming (``.NAME.PID.RANDOM.tmp``), owned by this user,
+    whose writing process no longer runs: a decryption killed mid-way leaves one holding part
+    of the plaintext (mode 0600), and without this they would pile up.
+    """
+    removed: list[Path] = []
+    prefix, uid = f".{path.name}.", os.getuid()
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        candidate = path.parent / name
+        try:
+            info = os.lstat(candidate)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == uid:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid: leave the file alone
+    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -83,10 +83,15 @@ def _tool_guard(rootpath: Path) -> tuple[dict[str, Any], str]:
     where = f"{path} [tool.guard]"
     if not path.is_file():
         return {}, where
+    from guard.errors import InputFileError
+    from guard.fsio import read_input_text
+
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise pytest.UsageError(f"guard: cannot read {path}: {exc}") from None
+        doc = tomllib.loads(read_input_text(path, "pyproject", "config_bytes"))
+    except InputFileError as exc:
+        raise pytest.UsageError(f"guard: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"guard: {path}: not valid TOML: {exc}") from None
     table = doc.get("tool", {}).get("guard", {})
     if not isinstance(table, dict):
         raise pytest.UsageError(f"guard: {where}: expected a table")

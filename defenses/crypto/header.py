@@ -162,7 +162,8 @@ def seal_header(
 def open_header(header: Header, key: KeySource, where: str) -> bytes:
     """Unwrap and return the data key, after authenticating every header byte.
 
-    The error says "wrong key" only when the key id differs and the unwrap fails; a key id that
+    The error says "wrong key or tampered header" only when the key id differs and the unwrap
+    fails (a changed salt, cost or key id in the header cannot be told from a wrong key); a key id that
     matches but does not unwrap, or a MAC that fails, means the header itself was changed.
     """
     kek = key.derive(header.kdf)
@@ -171,9 +172,12 @@ def open_header(header: Header, key: KeySource, where: str) -> bytes:
         data_key = AESGCM(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.bound_bytes())
     except InvalidTag:
         if given != header.key_id:
+            # The key id is the only witness, and the header holds it (and, for a passphrase,
+            # the salt and cost that derive the key): a changed header reads the same as a
+            # wrong key, so the message names both.
             raise WrongKeyError(
-                f"wrong key for {where}: it was encrypted with key id {header.key_id.hex()}, "
-                f"{key.label} has key id {given.hex()}"
+                f"wrong key or tampered header for {where}: it was encrypted with key id "
+                f"{header.key_id.hex()}, {key.label} has key id {given.hex()}"
             ) from None
         raise TamperedError(f"{where}: header damaged (the data key does not unwrap)") from None
     try:

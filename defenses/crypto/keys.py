@@ -31,13 +31,13 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from guard.defenses.crypto.errors import CryptoInputError, UnsupportedFormatError, WrongKeyError
 from guard.fsio import atomic_write_text
+from guard.limits import limit
 
 KEY_BYTES = 32
 KEY_ID_BYTES = 8
 SALT_BYTES = 16
 KEY_FILE_TAG = "guard-kek-v1:"
 _KEY_ID_DOMAIN = b"guard key id v1\x00"
-_MAX_KEY_FILE = 4096
 
 # scrypt cost: N = 2**17, r = 8, p = 1 takes 128 MiB and about 0.3 s here (OWASP's minimum).
 # r and p are fixed by the format; only log2(N) travels in the header.
@@ -196,22 +196,25 @@ def write_key_file(path: Path, key: bytes, *, overwrite: bool = False) -> None:
 
 
 def read_bounded(path: Path, what: str, limit: int) -> bytes:
-    """A small file (key, manifest) read whole, refusing one larger than ``limit`` bytes."""
+    """A small file (key, manifest) read whole, refusing one larger than ``limit`` bytes, and
+    a FIFO or device (which would block or never end) before reading a byte."""
+    from guard.fsio import NotRegularFile, read_regular_file
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
+        return read_regular_file(path, limit)
     except FileNotFoundError:
         raise CryptoInputError(f"{what} not found: {path}") from None
+    except NotRegularFile as exc:
+        raise CryptoInputError(f"{what} {exc}") from None
+    except ValueError:
+        raise CryptoInputError(f"{path} is too large to be a {what} (over {limit} bytes)") from None
     except OSError as exc:
-        raise CryptoInputError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise CryptoInputError(f"{path} is too large to be a {what}")
-    return data
+        raise CryptoInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 def load_key_file(path: Path) -> RawKey:
     """Load a KEK from a key file written by ``guard keygen`` (or holding base64/hex of 32 bytes)."""
-    data = read_bounded(path, "key file", _MAX_KEY_FILE)
+    data = read_bounded(path, "key file", limit("key_bytes"))
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

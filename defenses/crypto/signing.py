@@ -34,10 +34,9 @@ from guard.defenses.crypto.manifest import (
     unexpected_files,
 )
 from guard.fsio import atomic_write_bytes, atomic_write_text
+from guard.limits import limit
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
-_MAX_MANIFEST = 64 * 1024 * 1024
-_MAX_KEY = 64 * 1024
 
 
 def fingerprint(public_key: Ed25519PublicKey) -> str:
@@ -79,7 +78,7 @@ def public_key_path(private_path: Path) -> Path:
 
 
 def _read_key_bytes(path: Path, what: str) -> bytes:
-    return read_bounded(path, what, _MAX_KEY)
+    return read_bounded(path, what, limit("key_bytes"))
 
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:
@@ -175,7 +174,7 @@ class VerifyResult:
 
 
 def _read_manifest(path: Path) -> bytes:
-    return read_bounded(path, "manifest", _MAX_MANIFEST)
+    return read_bounded(path, "manifest", limit("manifest_bytes"))
 
 
 def _signed_payload(data: bytes, public_key: Ed25519PublicKey, where: str) -> bytes:

@@ -138,7 +138,7 @@ def _files(opts: AuditOptions) -> Any:
 
     missing = [flag for flag, value in (("--model", opts.model), ("--data", opts.data)) if not value]
     if missing:
-        raise click.UsageError(f"missing {' and '.join(missing)} (or use --demo)")
+        raise ConfigError(f"missing {' and '.join(missing)} (or use --demo)")
     if opts.clip is None:
         raise ConfigError(
             "declare the input range with --clip LO,HI (e.g. 0,1 for images) or --clip none "

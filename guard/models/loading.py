@@ -48,8 +48,6 @@ _STATE_DICT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt"})
 _TORCH_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 _ARCH_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _MAX_NAMED = 3
-MAX_MODEL_BYTES = 64 << 30
-"""The largest model file ``guard audit`` reads (into memory, once): 64 GiB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +97,19 @@ def read_model_file(path: Path) -> bytes:
     """A model file's bytes, read once, with a one-line error for a missing, unreadable,
     empty, oversized or special (FIFO, device) file."""
     from guard.fsio import NotRegularFile, read_regular_file
+    from guard.limits import describe, limit
 
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ModelLoadError(f"{path}: is a directory, not a model file")
     try:
-        data = read_regular_file(path, MAX_MODEL_BYTES)
+        data = read_regular_file(path, limit("model_bytes"))
     except NotRegularFile as exc:
         raise ModelLoadError(f"{exc}; give the model file itself") from exc
-    except ValueError as exc:
-        raise ModelLoadError(f"{exc}; Guard loads model files into memory") from exc
+    except ValueError:
+        raise ModelLoadError(f"{path}: larger than the {describe('model_bytes')}; Guard reads a model "
+                             "file into memory once, to scan, verify and load the same bytes") from None
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not data:
