@@ -170,3 +170,41 @@ def test_docs_list_every_limit_with_its_default_and_variable() -> None:
         row = next((line for line in text.splitlines() if f"`{entry.env}`" in line), None)
         assert row is not None, f"docs/limits.md does not list {entry.env}"
         assert f"`{entry.name}`" in row, row
+
+
+def test_a_signed_file_swapped_for_a_fifo_fails_verification_at_once(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(2048))
+    key = tmp_path / "signing.pem"
+    assert invoke("keygen", "--signing", "--out", str(key))[0] == 0
+    manifest = tmp_path / "model.sig.json"
+    assert invoke("sign", str(model), "--key", str(key), "--out", str(manifest))[0] == 0
+    (model / "weights.bin").unlink()
+    os.mkfifo(model / "weights.bin")
+    start = time.perf_counter()
+    code, output = invoke("verify", str(manifest), "--pubkey", str(tmp_path / "signing.pem.pub"))
+    assert code == 1 and "weights.bin" in output, output
+    assert time.perf_counter() - start < 10
+
+
+def test_an_escaping_base_exception_is_exit_3_in_one_line() -> None:
+    """pyo3's PanicException derives from BaseException: the CLI's one mapping catches it too."""
+    import click
+
+    from guard.cli import GuardGroup
+
+    class Panic(BaseException):
+        pass
+
+    @click.group(cls=GuardGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def boom() -> None:
+        raise Panic("rust panicked")
+
+    result = CliRunner().invoke(group, ["boom"])
+    assert result.exit_code == 3 and "internal error: Panic: rust panicked" in result.output
+    assert "Traceback" not in result.output

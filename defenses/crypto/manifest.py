@@ -16,6 +16,7 @@ could make the same signature cover different bytes on another machine.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -49,10 +50,20 @@ class Statement:
 
 
 def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks into one reused buffer."""
+    """SHA-256 of a regular file, read in 1 MiB chunks into one reused buffer.
+
+    Opened without blocking and checked through the descriptor: a file swapped for a FIFO
+    after the caller's check raises :class:`~guard.fsio.NotRegularFile` instead of waiting
+    forever for a writer.
+    """
+    from guard.fsio import NotRegularFile
+
     digest = hashes.Hash(hashes.SHA256())
     buf = memoryview(bytearray(_READ_CHUNK))
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
         while n := fh.readinto(buf):
             digest.update(buf[:n])
     return digest.finalize().hex()

@@ -33,7 +33,7 @@ from guard.defenses.crypto.manifest import (
     sha256_file,
     unexpected_files,
 )
-from guard.fsio import atomic_write_bytes, atomic_write_text
+from guard.fsio import NotRegularFile, atomic_write_bytes, atomic_write_text
 from guard.limits import limit
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -257,5 +257,7 @@ def _check_file(path: Path, expected: str, held: Mapping[Path, bytes]) -> str:
         return "modified"
     try:
         return "ok" if sha256_file(path) == expected else "modified"
+    except NotRegularFile:
+        return "modified"
     except OSError:
         return "missing"

@@ -50,7 +50,10 @@ class GuardGroup(click.Group):
             raise IntegrityProblem(str(exc)) from None
         except KeyboardInterrupt:
             raise InternalProblem("interrupted") from None
-        except Exception as exc:  # noqa: BLE001  (the one place that turns bugs into exit 3)
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001  (the one place that turns bugs into exit 3;
+            # BaseException: a native extension's panic, such as pyo3's PanicException, is one)
             if os.environ.get("GUARD_DEBUG"):
                 traceback.print_exc()
             raise InternalProblem(
