@@ -270,10 +270,12 @@ class GuardSession:
         if not docs or hasattr(self.config, "workeroutput"):
             return
         terminalreporter.section("guard")
+        from guard.textsafe import visible
+
         for doc in docs.values():
-            terminalreporter.write_line(_summary_line(doc, self.failing(doc)))
+            terminalreporter.write_line(visible(_summary_line(doc, self.failing(doc))))
         for path in getattr(self, "written", []):
-            terminalreporter.write_line(f"guard report: {path}")
+            terminalreporter.write_line(f"guard report: {visible(str(path))}")
 
 
 def _report_formats() -> list[str]:

@@ -78,10 +78,11 @@ class Baseline:
 
 
 def load_baseline(path: Path) -> Baseline:
-    """A baseline from a report.json (either shape); bad files fail with the reader's message."""
+    """A baseline from a report.json (either shape), read as ``guard report`` reads one: bounded,
+    validated against the shipped schema; a bad file fails with the reader's one-line message."""
     from guard.reports.json_report import read_json
 
-    return Baseline.from_audits(read_json(Path(path)), file=str(path))
+    return Baseline.from_audits(read_json(Path(path), what="baseline"), file=str(path))
 
 
 def as_baseline(baseline: Baseline | Path | str | Sequence[Mapping[str, Any]] | None) -> Baseline | None:

@@ -28,7 +28,7 @@ from guard.errors import ConfigError
 from guard.evidence import AuditResult
 
 from .html import render_html, write_html
-from .json_report import audit_dicts, read_json, write_json
+from .json_report import audit_dicts, new_run_id, read_json, write_json, write_json_audits
 from .junit import write_junit
 from .markdown import write_markdown
 from .pdf import INSTALL_HINT, find_chromium, write_pdf
@@ -36,10 +36,6 @@ from .sarif import write_sarif
 
 __all__ = ["FILE_NAMES", "FORMATS", "OFFLINE_FORMATS", "check_formats", "read_json", "render_html",
            "write_html", "write_json", "write_reports"]
-
-
-def _json(results: Sequence[AuditResult], dicts: list[dict[str, Any]], path: Path) -> None:
-    write_json(results, path)
 
 
 def _from_dicts(write: Callable[[list[dict[str, Any]], Path], None]) -> _Writer:
@@ -51,7 +47,7 @@ def _from_dicts(write: Callable[[list[dict[str, Any]], Path], None]) -> _Writer:
 
 _Writer = Callable[[Sequence[AuditResult], list[dict[str, Any]], Path], None]
 _WRITERS: dict[str, tuple[str, _Writer]] = {
-    "json": ("report.json", _json),
+    "json": ("report.json", _from_dicts(write_json_audits)),
     "html": ("report.html", _from_dicts(write_html)),
     "sarif": ("report.sarif", _from_dicts(write_sarif)),
     "junit": ("report.junit.xml", _from_dicts(write_junit)),
@@ -81,17 +77,19 @@ def check_formats(formats: Sequence[str]) -> None:
 
 
 def write_reports(
-    results: Sequence[AuditResult], out_dir: Path, formats: Sequence[str]
+    results: Sequence[AuditResult], out_dir: Path, formats: Sequence[str], *, run_id: str | None = None
 ) -> list[Path]:
     """Write each requested format into ``out_dir``; return the paths in the order asked.
 
     Every format name, and Chromium for ``pdf``, is checked before anything is written, so
     a typo or a missing browser cannot leave a half-written set of reports behind. Each file
-    is written atomically.
+    is written atomically, and each carries ``run_id`` (a new one unless given), so a set
+    that a run killed half-way leaves mixed is told apart (:func:`.json_report.check_set`).
     """
     check_formats(formats)
     out_dir = Path(out_dir)
-    dicts = audit_dicts(results)
+    run = run_id or new_run_id()
+    dicts = [{**audit, "run_id": run} for audit in audit_dicts(results)]
     written = []
     for fmt in dict.fromkeys(formats):
         name, write = _WRITERS[fmt]

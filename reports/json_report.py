@@ -3,7 +3,11 @@
 The document is versioned (``"schema": "guard.audit/1"``) so that a later Guard can refuse,
 rather than misread, a report it does not understand. One target gives exactly
 :meth:`AuditResult.to_dict`; several give ``{"schema": ..., "audits": [...]}``. Its JSON
-Schema ships in the package (:func:`report_schema`).
+Schema ships in the package (:func:`report_schema`); every report.json and baseline Guard
+reads is validated against it first (:func:`read_json`), then trusted.
+
+Every report file of one set carries the same run id (``run_id`` here): a set that a killed
+run left half old, half new is told apart (:func:`check_set`) instead of read as one report.
 
 Floats are rounded to six significant digits before writing: a Wilson bound printed to 17
 digits claims a precision the measurement does not have, and rounding once here means the
@@ -12,16 +16,21 @@ HTML rendered during the audit and the HTML re-rendered from report.json are ide
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from guard.errors import GuardInputError
 from guard.evidence import SCHEMA, AuditResult
-from guard.fsio import atomic_write_text
+from guard.fsio import atomic_write_text, read_input, read_input_text
+from guard.serialization import json_path, parse_json
 
 SIGNIFICANT_DIGITS = 6
 
@@ -62,15 +71,22 @@ def audit_dicts(results: Sequence[AuditResult]) -> list[dict[str, Any]]:
 
 def json_document(results: Sequence[AuditResult]) -> dict[str, Any]:
     """The report.json document: one audit as is, several under ``audits``."""
-    audits = audit_dicts(results)
+    return audits_document(audit_dicts(results))
+
+
+def audits_document(audits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The report.json document of audits already made plain (:func:`audit_dicts`)."""
     if len(audits) == 1:
-        return audits[0]
-    return {"schema": SCHEMA, "audits": audits}
+        return dict(audits[0])
+    return {"schema": SCHEMA, "audits": list(audits)}
 
 
 def dumps(document: Mapping[str, Any]) -> str:
     """Deterministic text: keys in the order the contracts define them, two-space indent."""
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    from guard.textsafe import json_text, valid_document
+
+    text = json.dumps(valid_document(document), indent=2, ensure_ascii=False, allow_nan=False)
+    return json_text(text) + "\n"
 
 
 def write_json(results: Sequence[AuditResult], path: Path) -> None:
@@ -78,116 +94,203 @@ def write_json(results: Sequence[AuditResult], path: Path) -> None:
     atomic_write_text(Path(path), dumps(json_document(results)))
 
 
+def write_json_audits(audits: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """:func:`write_json` for audits already made plain, as the other formats get them."""
+    atomic_write_text(Path(path), dumps(audits_document(audits)))
+
+
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of report.json (``reports/data/report.schema.json``, shipped in the
-    package) for anyone who consumes reports: CI tooling, dashboards, our own tests.
-
-    :func:`read_json` checks only what rendering needs, so it stays lenient with older files;
-    the schema states the full contract of what Guard writes.
-    """
+    package): what :func:`read_json` checks every report and baseline against, and the
+    contract for anyone else who consumes reports (CI tooling, dashboards, our own tests)."""
     text = resources.files("guard.reports").joinpath("data", "report.schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
-def read_json(path: Path) -> list[dict[str, Any]]:
-    """The audits in a report.json of either shape, checked enough to render safely.
+def read_json(path: Path, what: str = "report") -> list[dict[str, Any]]:
+    """The audits in a report.json of either shape, valid against :func:`report_schema`.
 
-    Raises :class:`GuardInputError` naming the file and the problem for an unreadable file,
-    invalid JSON, an unknown schema, or an audit missing the parts a report needs.
+    Read whole within the ``report_bytes`` limit and parsed by
+    :func:`~guard.serialization.parse_json` (bounded nesting, finite numbers, no lone
+    surrogate); then the document must name this schema and validate against it, so the
+    typed record built from it (:mod:`guard.serialization`) can trust its shape. Every
+    refusal is one :class:`GuardInputError` line naming the file and, for a schema error,
+    the JSON path of the first problem. ``what`` names the file in them ("baseline").
     """
     path = Path(path)
+    label = str(path) if what == "report" else f"{what} {path}"
+    text = read_input_text(path, f"cannot read {what}", "report_bytes")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GuardInputError(f"cannot read report {path}: {exc}") from exc
-    try:
-        document = json.loads(text)
+        document = parse_json(text)
     except json.JSONDecodeError as exc:
         raise GuardInputError(
-            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+            f"{label} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except ValueError as exc:  # UnsafeJSON, or an integer over Python's 4300-digit limit
+        raise GuardInputError(f"{label}: {exc}") from None
     if not isinstance(document, dict):
-        raise GuardInputError(f"{path} is not a Guard report: expected a JSON object")
-    _check_schema(document, path, "the document")
-    if "audits" in document:
-        audits = document["audits"]
-        if not isinstance(audits, list):
-            raise GuardInputError(f"{path}: 'audits' must be a list")
-        for i, audit in enumerate(audits):
-            where = f"audits[{i}]"
-            if not isinstance(audit, dict):
-                raise GuardInputError(f"{path}: {where} must be an object")
-            if "schema" in audit:
-                _check_schema(audit, path, where)
-            _check_audit(audit, path, where)
-        return audits
-    _check_audit(document, path, "the document")
-    return [document]
+        raise GuardInputError(f"{label} is not a Guard report: expected a JSON object")
+    _check_schema(document, label, "the document")
+    audits = document.get("audits")
+    for i, audit in enumerate(audits if isinstance(audits, list) else ()):
+        if isinstance(audit, dict) and "schema" in audit:
+            _check_schema(audit, label, f"audits[{i}]")
+    _validate(document, label)
+    found: list[dict[str, Any]] = document["audits"] if "audits" in document else [document]
+    return found
 
 
-def _check_schema(document: Mapping[str, Any], path: Path, where: str) -> None:
+def _check_schema(document: Mapping[str, Any], label: str, where: str) -> None:
+    """The schema name first: a report of another version deserves that message, not a list
+    of the fields it names differently."""
     schema = document.get("schema")
     if schema is None:
-        raise GuardInputError(f"{path} is not a Guard report: {where} has no 'schema' field")
+        raise GuardInputError(f"{label} is not a Guard report: {where} has no 'schema' field")
     if schema != SCHEMA:
         raise GuardInputError(
-            f"{path}: unknown report schema {schema!r} in {where}; this Guard reads {SCHEMA!r}"
+            f"{label}: unknown report schema {_shown(schema)} in {where}; this Guard reads {SCHEMA!r}"
         )
 
 
-def _check_audit(audit: Mapping[str, Any], path: Path, where: str) -> None:
-    """Check the parts the renderers index into, so a damaged file fails with a message."""
-
-    def fail(part: str, expected: str) -> GuardInputError:
-        return GuardInputError(f"{path}: {where}.{part} must be {expected}")
-
-    if not isinstance(audit.get("target"), dict):
-        raise fail("target", "an object")
-    for key in ("evidence", "findings"):
-        if not isinstance(audit.get(key, []), list):
-            raise fail(key, "a list")
-    if not isinstance(audit.get("environment", {}), dict):
-        raise fail("environment", "an object")
-    for i, ev in enumerate(audit.get("evidence", [])):
-        part = f"evidence[{i}]"
-        if not isinstance(ev, dict) or not isinstance(ev.get("probe"), str):
-            raise fail(f"{part}.probe", "a string")
-        if not isinstance(ev.get("params", {}), dict):
-            raise fail(f"{part}.params", "an object")
-        metrics = ev.get("metrics", {})
-        if not isinstance(metrics, dict):
-            raise fail(f"{part}.metrics", "an object")
-        for name, metric in metrics.items():
-            _check_metric(metric, path, f"{where}.{part}.metrics.{name}")
-        flags = ev.get("flags", [])
-        if not isinstance(flags, list) or not all(
-            isinstance(f, dict) and isinstance(f.get("code"), str) for f in flags
-        ):
-            raise fail(f"{part}.flags", "a list of objects with a 'code'")
-    for i, finding in enumerate(audit.get("findings", [])):
-        if not isinstance(finding, dict) or not isinstance(finding.get("control"), str):
-            raise fail(f"findings[{i}].control", "a string")
+_ERRORS_COUNTED = 1000
 
 
-def _check_metric(metric: Any, path: Path, where: str) -> None:
-    """A metric is ``{"value": number or null, "n"?: int, "ci95"?: [lo, hi]}``.
+def _validate(document: Mapping[str, Any], label: str) -> None:
+    from jsonschema.exceptions import relevance
 
-    ``value`` may be null because :func:`plain` writes a non-finite float as null.
+    errors = list(islice(_validator().iter_errors(document), _ERRORS_COUNTED))
+    if not errors:
+        return
+    first = max(errors, key=relevance)  # the shallowest: it says the most about what is wrong
+    more = len(errors) - 1
+    tail = f"; and {more}{'+' if len(errors) == _ERRORS_COUNTED else ''} more" if more else ""
+    raise GuardInputError(f"{label}: {_problem(first)}{tail}")
+
+
+@functools.cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(report_schema())
+
+
+_NAMES = {"object": "an object", "array": "a list", "string": "a string", "number": "a number",
+          "integer": "an integer", "boolean": "true or false", "null": "null"}
+
+
+def _problem(error: Any) -> str:
+    """One schema error as a sentence: ``$.audits[0].target.model must be an object or null
+    (it is a string)``."""
+    where, kind, schema = json_path(error.absolute_path), error.validator, error.schema
+    if kind == "required":
+        missing = next(name for name in error.validator_value if name not in error.instance)
+        expected = _expected(schema.get("properties", {}).get(missing, {}))
+        return f"{json_path([*error.absolute_path, missing])} must be {expected} (it is missing)"
+    found = _kind_of(error.instance)
+    if kind in ("type", "oneOf", "anyOf", "allOf", "const", "enum", "minItems", "maxItems"):
+        return f"{where} must be {_expected(schema)} (it is {found})"
+    if kind == "minLength":
+        return f"{where} must not be empty"
+    if kind == "minimum":
+        return f"{where} must be at least {error.validator_value} (it is {found})"
+    if kind == "pattern":
+        return f"{where} must match {error.validator_value} (it is {found})"
+    return f"{where} is not valid: {kind} {_shown(error.validator_value)}"
+
+
+def _expected(schema: Mapping[str, Any]) -> str:
+    schema = _resolve(schema)
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    for combined in ("oneOf", "anyOf"):
+        if combined in schema:
+            return " or ".join(_expected(option) for option in schema[combined])
+    if "allOf" in schema:
+        return _expected(schema["allOf"][0])
+    if schema.get("type") == "array" and schema.get("minItems") == schema.get("maxItems") == 2:
+        return "a pair of numbers"
+    types = schema.get("type", [])
+    return " or ".join(_NAMES[t] for t in ([types] if isinstance(types, str) else types)) or "present"
+
+
+def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    while isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        schema = _schema_defs()[schema["$ref"].removeprefix("#/$defs/")]
+    return schema
+
+
+@functools.cache
+def _schema_defs() -> dict[str, Any]:
+    defs: dict[str, Any] = report_schema()["$defs"]
+    return defs
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {_shown(value)}"
+    if isinstance(value, str):
+        return f"the string {_shown(value)}"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:30] + "..." + shown[-6:]
+
+
+# -- run ids: one per set of report files ----------------------------------------------------------
+
+RUN_ID_MARKERS = {
+    "report.html": re.compile(rb'<meta name="guard-run-id" content="([0-9a-f-]{36})">'),
+    "report.md": re.compile(rb"\A<!-- guard-run-id: ([0-9a-f-]{36}) -->"),
+    "report.sarif": re.compile(rb'"guard\.run_id": "([0-9a-f-]{36})"'),
+    "report.junit.xml": re.compile(rb'<property name="guard\.run_id" value="([0-9a-f-]{36})"'),
+}
+"""How each format beside report.json carries the run id, as its writer puts it (before any
+string an audit chose, and in a form such a string cannot take once escaped). Searched in
+the bytes, so a sibling that is not UTF-8 is simply one without a run id. The PDF is the
+HTML printed, and carries none."""
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def run_id_of(audits: Sequence[Mapping[str, Any]]) -> str | None:
+    """The run id the audits were written with (``None`` for a report from before run ids)."""
+    run_id = audits[0].get("run_id") if audits else None
+    return run_id if isinstance(run_id, str) else None
+
+
+def check_set(report: Path, run_id: str | None, rewritten: Iterable[Path] = ()) -> None:
+    """Refuse a report.json whose sibling report files come from another run.
+
+    ``guard audit`` writes the formats one after another, each atomically; a run killed
+    between two leaves a folder where report.json and report.html show different audits.
+    Each file names its run (:data:`RUN_ID_MARKERS`), so the pair is told apart here rather
+    than read as one report. Files in ``rewritten`` (the ones this run is about to replace)
+    are not checked; nor is anything beside a report.json written before run ids.
     """
-    if not isinstance(metric, dict) or not (
-        "value" in metric and (metric["value"] is None or _is_number(metric["value"]))
-    ):
-        raise GuardInputError(f"{path}: {where} must be an object with a numeric 'value'")
-    n = metric.get("n")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
-        raise GuardInputError(f"{path}: {where}.n must be an integer")
-    ci = metric.get("ci95")
-    if ci is not None and not (
-        isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci)
-    ):
-        raise GuardInputError(f"{path}: {where}.ci95 must be a pair of numbers")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    report = Path(report)
+    if run_id is None or report.name != "report.json":
+        return
+    replaced = {Path(p).resolve() for p in rewritten}
+    for name, marker in RUN_ID_MARKERS.items():
+        sibling = report.parent / name
+        if sibling.resolve() in replaced or not sibling.is_file():
+            continue
+        match = marker.search(read_input(sibling, "cannot read report", "report_bytes"))
+        other = match.group(1).decode("ascii") if match else None
+        if other != run_id:
+            shown = f"run {other}" if other else "a run before run ids"
+            raise GuardInputError(
+                f"{sibling} is from {shown}, {report} from run {run_id}: a run was interrupted "
+                f"while writing the set; run the audit again, or delete {sibling.name}"
+            )

@@ -77,6 +77,9 @@ def _suite(audit: Mapping[str, Any]) -> tuple[ET.Element, dict[str, int], float]
     attributes = {"name": name, **{k: str(v) for k, v in counts.items()}, "time": f"{seconds:.3f}"}
     suite = ET.Element("testsuite", attributes)
     properties = ET.SubElement(suite, "properties")
+    run_id = audit.get("run_id")
+    if isinstance(run_id, str):
+        ET.SubElement(properties, "property", name="guard.run_id", value=clean(run_id))
     for key in ("framework", "artifact"):
         value = target.get(key)
         if value:

@@ -8,7 +8,9 @@ reads before deciding to open it.
 Strings an attacker may choose (target names, model classes, probe ids, control ids from a
 user's own pack) are set in code spans, inside which Markdown renders nothing: no link, no
 image, no HTML, no @mention, no issue reference. Prose (titles, details, waiver reasons) is
-escaped instead, character by character; see :func:`escape`.
+escaped instead, character by character; see :func:`escape`. Both first spell out control,
+bidi and other invisible characters (:func:`guard.textsafe.visible`): a right-to-left override
+in a file name is shown as ``<U+202E>``, not obeyed, and a newline cannot end a table row.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 
 from guard.fsio import atomic_write_text
 from guard.levels import FAILING
+from guard.textsafe import visible
 
 from .evasion import Measured, OtherRow, headline, ordered, other_row, parse
 from .findings import WAIVED, finding_records, status_counts, worst_first
+from .json_report import run_id_of
 from .text import estimate, text
 
 EVASION_SHOWN = 12
@@ -43,10 +47,11 @@ def escape(value: str) -> str:
     ``<``, ``>`` and ``&`` become entities: no HTML, no ``<url>`` autolink. ``://`` and
     ``www.`` are broken up so GitHub's bare-URL autolinks do not fire. ``@`` and ``#`` get an
     invisible word joiner after them, because GitHub turns ``@name`` and ``#12`` into
-    mentions and links after Markdown has run, where no backslash reaches. Line breaks become
-    spaces so a value cannot start a new block.
+    mentions and links after Markdown has run, where no backslash reaches. Control and bidi
+    characters are spelled out (``\\n``, ``<U+202E>``), so a value stays on one line and cannot
+    start a new block or a new table row; other runs of white space become one space.
     """
-    one_line = " ".join(value.split())
+    one_line = " ".join(visible(value).split())
     escaped = one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = _ESCAPED.sub(r"\\\1", escaped).replace("://", "\\:\\/\\/")
     escaped = _WWW.sub(r"\1\\.", escaped)
@@ -58,9 +63,10 @@ def code(value: str, in_table: bool = False) -> str:
 
     The fence is one backtick longer than the longest run inside, padded with spaces so a
     value that starts or ends with a backtick still closes. In a table, ``|`` must be
-    escaped even inside code (GitHub splits cells before it parses spans).
+    escaped even inside code (GitHub splits cells before it parses spans). Control and bidi
+    characters are spelled out first, as in :func:`escape`.
     """
-    one_line = " ".join(value.split()) or " "
+    one_line = " ".join(visible(value).split()) or " "
     longest = max((len(run) for run in re.findall(r"`+", one_line)), default=0)
     fence = "`" * (longest + 1)
     body = one_line.replace("|", "\\|") if in_table else one_line
@@ -70,7 +76,8 @@ def code(value: str, in_table: bool = False) -> str:
 
 def render_markdown(audits: Sequence[Mapping[str, Any]]) -> str:
     """The comment for audits given as report.json dicts."""
-    lines = ["## Guard audit", ""]
+    run_id = run_id_of(audits)
+    lines = ([f"<!-- guard-run-id: {run_id} -->"] if run_id else []) + ["## Guard audit", ""]
     if not audits:
         lines.append("No targets were audited.")
     for audit in audits:
@@ -96,7 +103,8 @@ def _target(audit: Mapping[str, Any]) -> list[str]:
              f"**{escape(headline(sweeps))}**", ""]
     if findings:
         counts = status_counts(findings)
-        lines.append("Controls: " + " · ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()))
+        tally = (escape(f"{n} {s.replace('_', ' ')}") for s, n in counts.items())
+        lines.append("Controls: " + " · ".join(tally))
         lines.append("")
         shown = [f for f in worst_first(findings) if f.status in FAILING or f.status == WAIVED]
         if shown:

@@ -27,6 +27,7 @@ import guard
 from guard.fsio import atomic_write_text
 
 from .findings import ERROR, FAIL, WAIVED, FindingRecord, finding_records
+from .json_report import run_id_of
 from .text import text
 
 SARIF_VERSION = "2.1.0"
@@ -49,15 +50,18 @@ def sarif_document(audits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                for audit, findings in per_target for f in findings if f.status in RESULT_STATUSES]
     driver: dict[str, Any] = {"name": "Guard", "version": _version(audits),
                               "rules": [_rule(f) for f in rules.values()]}
-    return {
-        "$schema": SARIF_SCHEMA_URI,
-        "version": SARIF_VERSION,
-        "runs": [{"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}],
-    }
+    run: dict[str, Any] = {"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}
+    run_id = run_id_of(audits)
+    if run_id:
+        run = {"properties": {"guard.run_id": run_id}, **run}
+    return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
 
 
 def render_sarif(audits: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(sarif_document(audits), indent=2, ensure_ascii=False) + "\n"
+    from guard.textsafe import json_text, valid_document
+
+    text = json.dumps(valid_document(sarif_document(audits)), indent=2, ensure_ascii=False)
+    return json_text(text) + "\n"
 
 
 def write_sarif(audits: Sequence[Mapping[str, Any]], path: Path) -> None:

@@ -3,8 +3,9 @@
 The HTML report must be one file that opens offline years from now and prints cleanly, so
 charts cannot come from a CDN or a JavaScript library, and pulling in a plotting stack to
 draw a few polylines is not worth the dependency. Every string that reaches the markup
-passes through :func:`html.escape`: series labels come from probe ids and model names,
-which whoever supplied the model may choose.
+passes through :func:`escape`: series labels come from probe ids and model names, which
+whoever supplied the model may choose, so markup is escaped and control and bidi characters
+are spelled out (:func:`guard.textsafe.visible`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+from html import escape as html_escape
+
+from guard.textsafe import visible
 
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 # Dash patterns tell series apart on a grey-scale printout, where colour is lost.
 DASHES = ("", "7 4", "2 3", "9 3 2 3", "4 2", "12 4 2 4 2 4")
 LEGEND_LABEL_MAX = 70
+BAR_LABEL_MAX = 36
+
+
+def escape(text: str) -> str:
+    """Text for SVG markup: invisible characters spelled out (``<U+202E>``), then escaped."""
+    return html_escape(visible(text))
+
+
+def shortened(label: str, limit: int) -> str:
+    """``label`` as shown, cut to ``limit`` characters with an ellipsis (the escapes count)."""
+    shown = visible(label)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +169,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, width: int = 640
                      'text-anchor="middle">no data</text>')
     for i, b in enumerate(kept):
         y = top + i * row
-        text = b.label if len(b.label) <= 36 else b.label[:35] + "…"
+        text = shortened(b.label, BAR_LABEL_MAX)
         tip = escape(b.note or f"{b.label}: {b.value:.1%}")
         parts.append(f'<g class="bar"><text x="{label_width - 8}" y="{y + row / 2 + 4:.1f}" '
                      f'text-anchor="end">{escape(text)}</text>')
@@ -273,7 +288,7 @@ class _Frame:
         y = self.legend_top + index * lay.legend_row
         colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        text = label if len(label) <= LEGEND_LABEL_MAX else label[: LEGEND_LABEL_MAX - 1] + "…"
+        text = shortened(label, LEGEND_LABEL_MAX)
         return [
             f'<g class="legend"><line x1="{lay.left}" y1="{y}" x2="{lay.left + 30}" y2="{y}" '
             f'stroke="{colour}" stroke-width="2"{dash_attr}/>'

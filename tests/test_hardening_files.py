@@ -208,3 +208,11 @@ def test_an_escaping_base_exception_is_exit_3_in_one_line() -> None:
     result = CliRunner().invoke(group, ["boom"])
     assert result.exit_code == 3 and "internal error: Panic: rust panicked" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_error_naming_a_hostile_file_prints_it_visibly(tmp_path: Path) -> None:
+    hostile = tmp_path / "m\x1b[2J\u202egnp.pt"
+    code, output = invoke("audit", "--model", str(hostile), "--data", str(tmp_path / "d.npz"),
+                          "--clip", "0,1")
+    assert code == 2 and "\x1b" not in output and "\u202e" not in output
+    assert "m\\x1b[2J<U+202E>gnp.pt" in output, output

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from report_fixtures import EVIL, two_audits
 
+from guard import textsafe
 from guard.errors import ConfigError
 from guard.evidence import AuditResult, Finding
 from guard.reports import FILE_NAMES, FORMATS, OFFLINE_FORMATS, check_formats, write_reports
@@ -195,7 +196,7 @@ def test_markdown_lists_the_worst_rows_and_counts_the_rest() -> None:
     "www.evil.example", "https://evil.example/p", "@everyone #12", "&lt;already&gt;",
 ])
 def test_markdown_escape_and_code_render_as_the_same_text(evil: str) -> None:
-    one_line = " ".join(evil.split())
+    one_line = " ".join(textsafe.visible(evil).split())  # a newline is shown as \n, not a space
     for rendered in (_html_of(f"x {escape(evil)} y"), _html_of(f"x {code(evil)} y")):
         assert "<a " not in rendered and "<img" not in rendered and "<b>" not in rendered
         assert "<strong>" not in rendered and "<em>" not in rendered and "<h1>" not in rendered

@@ -119,8 +119,9 @@ def test_reports_match_the_shipped_json_schema(tmp_path: Path) -> None:
         ('{"schema": "guard.audit/99", "target": {}}', "unknown report schema 'guard.audit/99'"),
         ('{"schema": "guard.audit/1", "audits": [{"schema": "other/1"}]}', "unknown report schema"),
         ('{"schema": "guard.audit/1", "evidence": []}', "target must be an object"),
-        ('{"schema": "guard.audit/1", "target": {}, "evidence": [{"probe": "p", '
-         '"metrics": {"acc": {"value": "high"}}}]}', "metrics.acc must be an object"),
+        ('{"schema": "guard.audit/1", "target": {"name": "t"}, "evidence": [{"probe": "p", "params": {}, '
+         '"flags": [], "metrics": {"acc": {"value": "high"}}}], "findings": [], "environment": {}}',
+         "$.evidence[0].metrics.acc.value must be a number or null"),
     ],
 )
 def test_read_json_refuses_with_a_clear_message(tmp_path: Path, content: str, message: str) -> None:

@@ -35,6 +35,7 @@ from guard.defenses.crypto.manifest import (
 )
 from guard.fsio import NotRegularFile, atomic_write_bytes, atomic_write_text
 from guard.limits import limit
+from guard.serialization import parse_json
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
@@ -180,7 +181,7 @@ def _read_manifest(path: Path) -> bytes:
 def _signed_payload(data: bytes, public_key: Ed25519PublicKey, where: str) -> bytes:
     """The envelope's payload once a signature by ``public_key`` verifies; else VerificationError."""
     try:
-        envelope = json.loads(data)
+        envelope = parse_json(data)  # bounded nesting: the envelope is not yet authenticated
         payload_type = envelope["payloadType"]
         payload = base64.b64decode(envelope["payload"], validate=True)
         signatures = [
@@ -220,7 +221,7 @@ def verify_manifest(manifest: Path, pubkey: Path, base_dir: Path | None = None, 
     fp = fingerprint(public_key)
     data = _read_manifest(manifest)
     try:
-        statement = parse_statement(json.loads(_signed_payload(data, public_key, str(manifest))))
+        statement = parse_statement(parse_json(_signed_payload(data, public_key, str(manifest))))
     except VerificationError as exc:
         return VerifyResult(False, False, fp, problem=str(exc))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -1,7 +1,8 @@
 """Render scan results: a terminal table, JSON, and SARIF 2.1.0 for code scanning.
 
-Reports show attacker-chosen text (import names, zip entry names), so the table escapes rich
-markup and SARIF carries them only as JSON strings.
+Reports show attacker-chosen text (file names, import names, zip entry names), so the table
+spells out control and bidi characters (:func:`guard.textsafe.visible`) and reads no rich markup
+in them, while JSON and SARIF carry the exact strings (those characters as ``\\u`` escapes).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from guard import __version__
 from guard.defenses.scan import keras, onnx, rules, savedmodel
 from guard.defenses.scan.results import ScanFinding, ScanResult, Severity
+from guard.textsafe import json_text, plain, visible
 
 RULE_HELP: dict[str, str] = {**rules.RULE_HELP, **keras.RULE_HELP, **onnx.RULE_HELP,
                              **savedmodel.RULE_HELP}
@@ -36,7 +38,8 @@ def to_json(results: list[ScanResult]) -> dict[str, Any]:
 
 
 def render_json(results: list[ScanResult]) -> str:
-    return json.dumps(to_json(results), indent=2, ensure_ascii=False)
+    """The exact strings; control and bidi characters spelled as JSON's ``\\u`` escapes."""
+    return json_text(json.dumps(to_json(results), indent=2, ensure_ascii=False))
 
 
 def table(results: list[ScanResult]) -> Table:
@@ -45,21 +48,21 @@ def table(results: list[ScanResult]) -> Table:
     for col in ("file", "status", "severity", "rule", "import / detail"):
         out.add_column(col, overflow="fold")
     for r in results:
-        status = f"[{_STYLE[r.status]}]{r.status}[/]"
+        status = Text(r.status, style=_STYLE[r.status])
         if not r.findings:
-            out.add_row(escape(r.path), status, "-", "-", escape(r.format))
+            out.add_row(plain(r.path), status, "-", "-", plain(r.format))
             continue
         for i, f in enumerate(r.findings):
-            what = escape(f.global_name or f.to_dict()["detail"])
+            what = plain(f.global_name or f.to_dict()["detail"])
             if f.member and f.global_name:
-                what += f" [dim](in {escape(f.member)})[/dim]"
-            out.add_row(escape(r.path) if i == 0 else "", status if i == 0 else "", f.severity.label,
-                        f.rule, what)
+                what.append(" ").append(visible(f"(in {f.member})"), style="dim")
+            out.add_row(plain(r.path) if i == 0 else "", status if i == 0 else "", f.severity.label,
+                        plain(f.rule), what)
     return out
 
 
 def render_sarif(results: list[ScanResult]) -> str:
-    return json.dumps(to_sarif(results), indent=2, ensure_ascii=False)
+    return json_text(json.dumps(to_sarif(results), indent=2, ensure_ascii=False))
 
 
 def to_sarif(results: list[ScanResult]) -> dict[str, Any]:

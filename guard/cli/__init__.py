@@ -45,9 +45,9 @@ class GuardGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except GuardInputError as exc:
-            raise InputProblem(str(exc)) from None
+            raise InputProblem(_shown(exc)) from None
         except IntegrityFailure as exc:
-            raise IntegrityProblem(str(exc)) from None
+            raise IntegrityProblem(_shown(exc)) from None
         except KeyboardInterrupt:
             raise InternalProblem("interrupted") from None
         except (SystemExit, GeneratorExit):
@@ -57,12 +57,21 @@ class GuardGroup(click.Group):
             if os.environ.get("GUARD_DEBUG"):
                 traceback.print_exc()
             raise InternalProblem(
-                f"internal error: {type(exc).__name__}: {exc} "
+                f"internal error: {type(exc).__name__}: {_shown(exc)} "
                 "(set GUARD_DEBUG=1 for a traceback; please report it)"
             ) from None
         if isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
             ctx.exit(rv)
         return rv
+
+
+def _shown(exc: BaseException) -> str:
+    """An error message as the terminal may print it: a file name in it can hold an ESC or a
+    right-to-left override. Multi-line messages (every problem ``guard policy check`` found)
+    keep their line breaks; each line is made visible."""
+    from guard.textsafe import visible
+
+    return "\n".join(visible(line) for line in str(exc).split("\n"))
 
 
 @click.group(cls=GuardGroup, context_settings={"help_option_names": ["-h", "--help"]})

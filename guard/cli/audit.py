@@ -70,13 +70,14 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
           **flags: Any) -> int:
     """Attack a model's robustness, judge it against policy packs, write the reports."""
     from guard import audit as service
-    from guard.cli.output import print_findings, print_summary, progress_reporter
+    from guard.cli.output import check_out, print_findings, print_summary, progress_reporter, write_report_set
     from guard.probes import parse_set
-    from guard.reports import check_formats, write_reports
+    from guard.reports import check_formats
 
     opts, spec = _options(flags, config_path)
     formats = list(opts.format or DEFAULT_FORMATS)
-    check_formats(formats)  # before any attack: a typo or a missing Chromium fails fast
+    check_formats(formats)  # before any attack: a typo, a missing Chromium or a bad --out fails fast
+    out = check_out(Path(opts.out or DEFAULT_OUT), formats)
     fail_on = service.parse_fail_on(opts.fail_on, "fail_on", default="never" if demo else "high")
     policy = opts.policy or (DEMO_POLICIES if demo else ())
     setup = service.PolicySetup.load(policy, waivers=opts.waivers, baseline=opts.baseline,
@@ -97,8 +98,7 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
     print_summary(outcome.results)
     if outcome.judged:
         print_findings(outcome)
-    for path in write_reports(outcome.results, Path(opts.out or DEFAULT_OUT), formats):
-        click.echo(f"wrote {path}")
+    write_report_set(outcome.results, out, formats)
     return outcome.return_code()
 
 

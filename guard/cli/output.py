@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -17,9 +18,11 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from guard.audit import Outcome
+from guard.errors import ConfigError, GuardInputError
 from guard.evidence import AuditResult
 from guard.probes import ProgressFn
 from guard.stats import format_rate
+from guard.textsafe import plain, visible
 
 
 def interactive(stream: object = None) -> bool:
@@ -29,18 +32,23 @@ def interactive(stream: object = None) -> bool:
 
 @contextmanager
 def progress_reporter(target_name: str, enabled: bool | None = None) -> Iterator[ProgressFn]:
-    """A progress callback for probes: a rich bar on a terminal, plain lines elsewhere."""
-    fancy = interactive() if enabled is None else enabled
-    if not fancy:
-        def plain(label: str, done: int, total: int) -> None:
-            if done < total:
-                click.echo(f"[guard] {target_name}: {label} ({done + 1}/{total})", err=True)
+    """A progress callback for probes: a rich bar on a terminal, plain lines elsewhere.
 
-        yield plain
+    The target's name and the probe's label may be chosen by whoever supplied the model or
+    the plug-in: both are printed through :func:`visible`, and the bar reads no markup.
+    """
+    fancy = interactive() if enabled is None else enabled
+    name = visible(target_name)
+    if not fancy:
+        def lines(label: str, done: int, total: int) -> None:
+            if done < total:
+                click.echo(f"[guard] {name}: {visible(label)} ({done + 1}/{total})", err=True)
+
+        yield lines
         return
     console = Console(stderr=True)
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
@@ -51,19 +59,23 @@ def progress_reporter(target_name: str, enabled: bool | None = None) -> Iterator
 
         def fancy_fn(label: str, done: int, total: int) -> None:
             key = label.split(" ")[0]
+            description = f"{name}: {visible(label)}"
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{target_name}: {label}", total=total)
-            bar.update(tasks[key], completed=done, description=f"{target_name}: {label}")
+                tasks[key] = bar.add_task(description, total=total)
+            bar.update(tasks[key], completed=done, description=description)
 
         yield fancy_fn
 
 
 def summary_table(result: AuditResult) -> Table:
-    """The evasion measurements: one row per attack and epsilon."""
+    """The evasion measurements: one row per attack and epsilon.
+
+    Names, probe ids and flag codes are :func:`plain` text: escapes spelled out, no markup.
+    """
     doc = result.to_dict()
     target = doc["target"]
     table = Table(
-        title=f"{target['name']} ({target['framework']}, {target['model'].get('class', '?')})",
+        title=plain(f"{target['name']} ({target['framework']}, {target['model'].get('class', '?')})"),
         title_justify="left",
     )
     for col in ("attack", "norm", "eps", "clean acc [95% CI]", "robust acc [95% CI]", "n", "flags"):
@@ -74,13 +86,13 @@ def summary_table(result: AuditResult) -> Table:
         m = e["metrics"]
         flags = ", ".join(f["code"] for f in e["flags"]) or "-"
         table.add_row(
-            e["probe"].removeprefix("evasion."),
-            "L" + str(e["params"].get("norm")),
+            plain(e["probe"].removeprefix("evasion.")),
+            plain("L" + str(e["params"].get("norm"))),
             f"{e['params'].get('eps'):g}",
             format_rate(m.get("clean_accuracy")),
             format_rate(m.get("robust_accuracy")),
-            str(m.get("robust_accuracy", {}).get("n", "-")),
-            flags,
+            plain(m.get("robust_accuracy", {}).get("n", "-")),
+            plain(flags),
         )
     return table
 
@@ -102,11 +114,12 @@ def other_evidence_table(result: AuditResult) -> Table | None:
         rows.append((e.probe, setting, metrics or "-", ", ".join(f.code for f in e.flags) or "-"))
     if not rows:
         return None
-    table = Table(title=f"{result.target.get('name', '?')}: other measurements", title_justify="left")
+    table = Table(title=plain(f"{result.target.get('name', '?')}: other measurements"),
+                  title_justify="left")
     for col in ("probe", "setting", "metrics [95% CI]", "flags"):
         table.add_column(col)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(plain(cell) for cell in row))
     return table
 
 
@@ -155,8 +168,8 @@ def print_findings(outcome: Outcome) -> None:
         for f in result.findings:
             counts[f.status] = counts.get(f.status, 0) + 1
         summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
-        table = Table(title=f"{name}: findings ({summary}); gate --fail-on {gate.fail_on}: "
-                            f"{'pass' if gate.passed else 'fail'}", title_justify="left")
+        table = Table(title=plain(f"{name}: findings ({summary}); gate --fail-on {gate.fail_on}: "
+                                  f"{'pass' if gate.passed else 'fail'}"), title_justify="left")
         for col in ("control", "severity", "status", "title", "fails the run"):
             table.add_column(col)
         gating = {id(f) for f in gate.failing}
@@ -166,6 +179,50 @@ def print_findings(outcome: Outcome) -> None:
                            f.control),
         )
         for f in shown:
-            table.add_row(f.control, f.severity, f.status.replace("_", " "), f.title,
-                          "yes" if id(f) in gating else "-")
+            table.add_row(plain(f.control), plain(f.severity), plain(f.status.replace("_", " ")),
+                          plain(f.title), "yes" if id(f) in gating else "-")
         console.print(table)
+
+
+# -- the report set: where it goes, and writing it ----------------------------------------------
+
+
+def check_out(out: Path, formats: Sequence[str]) -> Path:
+    """Refuse an ``--out`` that cannot take the reports, before any attack runs: a file where
+    the folder should be or on the way to it, a folder Guard may not write, or a folder where
+    one of the report files goes. Without this, the audit runs to the end and then fails."""
+    from guard.reports import FILE_NAMES
+
+    out = Path(out)
+    try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder")
+        existing = out
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"--out {out}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"--out {out}: the folder {existing} is not writable")
+        for fmt in dict.fromkeys(formats):
+            target = out / FILE_NAMES[fmt]
+            if target.is_dir():
+                raise ConfigError(f"--out {out}: {target} is a folder, where the {fmt} report goes")
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def write_report_set(results: Sequence[AuditResult], out: Path, formats: Sequence[str],
+                     run_id: str | None = None) -> list[Path]:
+    """Write the reports (one run id in every file), saying where; a write that fails for
+    want of space or permission is one line, not an internal error."""
+    from guard.reports import write_reports
+
+    try:
+        paths = write_reports(results, out, formats, run_id=run_id)
+    except OSError as exc:
+        raise GuardInputError(f"cannot write the reports to {out}: {exc.strerror or exc}") from None
+    for path in paths:
+        click.echo(f"wrote {path}")
+    return paths

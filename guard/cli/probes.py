@@ -14,6 +14,7 @@ def probes() -> None:
     from rich.table import Table
 
     from guard.probes import probes as installed
+    from guard.textsafe import plain
 
     table = Table(title="probes (--attack NAME; --set NAME.KEY=VALUE)", title_justify="left")
     for col in ("id", "aliases", "stage", "needs", "default", "settings"):
@@ -22,9 +23,10 @@ def probes() -> None:
         settings = ", ".join(
             f"{f.name}={_default(f)}" for f in dataclasses.fields(cls.settings_type)
         )
-        table.add_row(cls.id, ", ".join(cls.aliases) or "-", cls.stage,
-                      ", ".join(sorted(c.value for c in cls.requires)) or "-",
-                      "yes" if cls.default else "-", settings or "-")
+        # A plug-in chooses its id, aliases and defaults: shown as plain text, escapes spelled out.
+        table.add_row(plain(cls.id), plain(", ".join(cls.aliases) or "-"), plain(cls.stage),
+                      plain(", ".join(sorted(c.value for c in cls.requires)) or "-"),
+                      "yes" if cls.default else "-", plain(settings or "-"))
     Console(highlight=False, soft_wrap=False, width=160).print(table)
 
 

@@ -23,16 +23,27 @@ from guard.cli.options import FAIL_ON, FAIL_ON_HELP, NAME_LIST
 @click.option("--fail-on", type=FAIL_ON, default="high", help="With --policy: " + FAIL_ON_HELP)
 def report(report: Path, formats: tuple[str, ...], out: Path, policy: tuple[str, ...],
            waivers: Path | None, baseline: Path | None, thresholds: Path | None, fail_on: str) -> int:
-    """Render REPORT (a report.json) in other formats; with --policy, judge it again."""
+    """Render REPORT (a report.json) in other formats; with --policy, judge it again.
+
+    The files written keep REPORT's run id: they show the evidence of the audit run that
+    wrote it. A report.json whose sibling reports carry another run id (a run killed while
+    writing the set) is refused rather than re-rendered as if the set were one report.
+    """
     from guard.audit import PolicySetup, rejudge
+    from guard.cli.output import check_out, write_report_set
     from guard.errors import ConfigError
-    from guard.reports import read_json, write_reports
+    from guard.reports import FILE_NAMES, check_formats, read_json
+    from guard.reports.json_report import check_set, run_id_of
     from guard.serialization import audit_result_from_dict
 
     if not policy and (waivers or baseline or thresholds):
         raise ConfigError("--waivers, --baseline and --thresholds need at least one --policy")
+    check_formats(formats)
+    check_out(out, formats)
     setup = PolicySetup.load(policy, waivers=waivers, baseline=baseline, thresholds_file=thresholds)
-    outcome = rejudge([audit_result_from_dict(doc) for doc in read_json(report)], setup, fail_on=fail_on)
-    for path in write_reports(outcome.results, out, list(formats)):
-        click.echo(f"wrote {path}")
+    audits = read_json(report)
+    run_id = run_id_of(audits)
+    check_set(report, run_id, rewritten=[out / FILE_NAMES[f] for f in formats])
+    outcome = rejudge([audit_result_from_dict(doc) for doc in audits], setup, fail_on=fail_on)
+    write_report_set(outcome.results, out, list(formats), run_id=run_id)
     return outcome.return_code() if setup.active else 0

@@ -44,9 +44,10 @@ def scan(paths: tuple[Path, ...], fmt: str, fail_on: str, output: Path | None, t
             click.echo(text)
     else:
         from guard.fsio import atomic_write_text
+        from guard.textsafe import visible
 
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
-        click.echo(f"wrote {output}", err=True)
+        click.echo(f"wrote {visible(str(output))}", err=True)
     if fail_on == "never":
         return int(ExitCode.OK)
     threshold = Severity.parse(fail_on)
