@@ -80,7 +80,8 @@ def build_target(
     model_digest = (
         hashlib.sha256(model_bytes).hexdigest() if model_bytes is not None else file_sha256(model_path)
     )
-    target.digests = {"model": f"sha256:{model_digest}", "data": f"sha256:{file_sha256(data_path)}"}
+    data_digest = dataset.sha256 or file_sha256(data_path)  # taken through the descriptor that read it
+    target.digests = {"model": f"sha256:{model_digest}", "data": f"sha256:{data_digest}"}
     return target
 
 

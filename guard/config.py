@@ -1,17 +1,30 @@
 """Audit options from a spec file (guard.toml or ``[tool.guard]`` in pyproject.toml).
 
 Command-line flags win over the file. Every key is checked here, once, with the file and
-key named in the error, so a typo never silently falls back to a default.
+key named in the error, so a typo never silently falls back to a default. The file is read
+through the bounded reader (``config_bytes``; a FIFO or ``/dev/zero`` is refused at once), and
+TOML that would cost far more to parse than its size suggests is refused before parsing: a
+dotted key of thousands of parts (``a.a.a...``) costs memory quadratic in its length, and
+arrays nested thousands deep exhaust the parser's recursion. The numbers (``steps``, ``eps``,
+``seed``...) are checked against the ranges their probe settings declare, before any work.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from guard.errors import ConfigError
+from guard.errors import ConfigError, InputFileError
+from guard.fsio import read_input_text
+
+MAX_DOTS_PER_LINE = 1_000
+MAX_DOTS = 20_000
+_STRINGS_AND_COMMENTS = re.compile(
+    r'"""(?:\\[\s\S]|[^\\])*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*'
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,37 +130,65 @@ def options_from_table(table: dict[str, Any], where: str) -> AuditOptions:
     return AuditOptions(**values)
 
 
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """A TOML document, or one ConfigError naming ``where``; refused before parsing when it
+    holds more dotted-key parts than a spec file ever needs (see the module's docstring)."""
+    outside = _STRINGS_AND_COMMENTS.sub(lambda m: "\n" * m.group().count("\n"), text)
+    total = 0
+    for number, line in enumerate(outside.split("\n"), start=1):
+        dots = line.count(".")
+        if dots > MAX_DOTS_PER_LINE:
+            raise ConfigError(f"{where}: line {number} has {dots} dots outside strings, over the "
+                              f"{MAX_DOTS_PER_LINE} a spec file may use (a dotted key that long is refused)")
+        total += dots
+    if total > MAX_DOTS:
+        raise ConfigError(f"{where}: {total} dots outside strings, over the {MAX_DOTS} a spec file may use")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: arrays or tables nested too deeply") from None
+
+
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file read through the bounded reader (``config_bytes``) and :func:`parse_toml`."""
+    return parse_toml(read_input_text(path, what, "config_bytes"), str(path))
+
+
+def tool_table(doc: dict[str, Any], path: Path) -> Any:
+    """A pyproject's ``[tool.guard]`` (None without one), or a ConfigError when ``tool`` is
+    not a table."""
+    tool = doc.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table, got {type(tool).__name__}")
+    return tool.get("guard")
+
+
 def load_spec(path: Path) -> AuditOptions:
     """Options from a guard.toml (top level or ``[guard]``) or a pyproject's ``[tool.guard]``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    doc = read_toml(path)
     if path.name == "pyproject.toml":
-        table = doc.get("tool", {}).get("guard", {})
+        table = tool_table(doc, path)
+        table = {} if table is None else table
         where = f"{path} [tool.guard]"
     else:
         table = doc.get("guard", doc)
         where = str(path)
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table")
+        raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
     return options_from_table(table, where)
 
 
 def discover_pyproject(start: Path) -> Path | None:
-    """The nearest pyproject.toml with a ``[tool.guard]`` table, from start upwards."""
+    """The nearest pyproject.toml with a ``[tool.guard]`` table, from start upwards (None
+    when the nearest one has none, or cannot be read as TOML: it is not Guard's file)."""
     for folder in [start, *start.parents]:
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             try:
-                doc = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                table = tool_table(read_toml(candidate, "pyproject"), candidate)
+            except (ConfigError, InputFileError):
                 return None
-            return candidate if "guard" in doc.get("tool", {}) else None
+            return candidate if table is not None else None
     return None

@@ -2,49 +2,87 @@
 
 Attacks report numbers over these arrays; a NaN, a ragged label column or a misaligned
 ``x``/``y`` pair would turn into silently wrong robustness figures, so every such problem is a
-one-line :class:`DataError` here. ``.npz`` files are read with ``allow_pickle=False``: an
-object array in them could run code, and is refused.
+one-line :class:`DataError` here.
+
+Reading is bounded before anything is allocated (the limits are in :mod:`guard.limits`). The
+file is opened without blocking and must be a regular file within ``data_bytes``. An ``.npz``
+is read member by member: the zip directory's size, each member's declared size, and each
+``.npy`` header's shape and dtype are checked against ``array_bytes`` before an array is read,
+so a small archive that inflates to gigabytes, or a header declaring 10^12 rows, costs a header
+read. Object arrays (which could run code when read) are refused from their header. A CSV is
+parsed line by line into blocks of floats and refused once its values pass ``array_bytes``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import lzma
+import math
+import os
+import stat
+import struct
 import zipfile
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
 from guard.errors import DataError
+from guard.limits import describe, human_bytes, limit
 
 _NPZ_KEYS = frozenset({"x", "y", "x_train", "y_train", "feature_names"})
+_FEATURE_KEYS = frozenset({"x", "x_train"})
+_LABEL_KEYS = frozenset({"y", "y_train"})
+_MAX_ZIP_MEMBERS = 64
+_MAX_ZIP_DIRECTORY = 1 << 20  # bytes of central directory: an .npz of five arrays needs < 1 KiB
+_MAX_HEADER = 16 << 10  # an .npy header (numpy reads at most 10,000 characters of one)
+_MAX_AXES = 32
+_MAX_CSV_LINE = 4 << 20  # characters in one line of a CSV file
+_READ_CHUNK = 1 << 24
+_CHECK_CHUNK = 1 << 22
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MAX_FLOAT_LABEL = 2**53  # the largest range of whole numbers a float64 holds exactly
+_INT64_MAX = 2**63 - 1
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError,
+               zlib.error, lzma.LZMAError, struct.error)
 
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
-    """Validated arrays: ``x`` numeric with a sample axis, ``y`` 1-D int64 of the same length."""
+    """Validated arrays: ``x`` numeric with a sample axis, ``y`` 1-D int64 of the same length.
+
+    ``sha256`` is the digest of the file the arrays were read from (None for in-memory ones),
+    computed through the same descriptor, so the report's digest is of the bytes read.
+    """
 
     x_eval: np.ndarray
     y_eval: np.ndarray
     x_train: np.ndarray | None = None
     y_train: np.ndarray | None = None
     feature_names: tuple[str, ...] | None = None
+    sha256: str | None = None
 
 
 def load_data(path: Path, *, label_column: str | None = None) -> Dataset:
     """Read ``.npz`` (arrays x, y, optional x_train, y_train) or ``.csv`` (needs label_column)."""
     path = Path(path)
-    if not path.is_file():
-        problem = "is a directory" if path.is_dir() else "no such file"
-        raise DataError(f"{path}: {problem}")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return _load_npz(path)
-    if suffix == ".csv":
-        if label_column is None:
+    with _open_regular(path) as handle:
+        suffix = path.suffix.lower()
+        if suffix not in (".npz", ".csv"):
+            raise DataError(f"{path}: unsupported data format {suffix or '(none)'}; use .npz or .csv")
+        if suffix == ".csv" and label_column is None:
             raise DataError(f"{path}: CSV data needs --label-column naming the label column")
-        return _load_csv(path, label_column)
-    raise DataError(f"{path}: unsupported data format {suffix or '(none)'}; use .npz or .csv")
+        if suffix == ".npz":
+            dataset = _load_npz(path, handle)
+        else:
+            dataset = _load_csv(path, handle, str(label_column))
+        return replace(dataset, sha256=_sha256(path, handle))
 
 
 def make_dataset(
@@ -66,34 +104,95 @@ def make_dataset(
                 f"x_train samples have shape {x_train.shape[1:]}, x samples {x_eval.shape[1:]}"
             )
     if feature_names is not None:
-        width = int(np.prod(x_eval.shape[1:]))
+        width = math.prod(x_eval.shape[1:])
         if len(feature_names) != width:
             raise DataError(f"{len(feature_names)} feature names for {width} features")
     return Dataset(x_eval, y_eval, x_train, y_train, feature_names)
 
 
-def _load_npz(path: Path) -> Dataset:
+# -- the file ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator[IO[bytes]]:
+    """The data file, opened without blocking (a FIFO would wait for a writer) and checked
+    through the descriptor to be a regular file within ``data_bytes``."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise DataError(
-                f"{path}: holds object arrays, which could run code when read; store "
-                "numeric arrays"
-            ) from exc
-        raise DataError(f"{path}: corrupt .npz file ({exc})") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise DataError(f"{path}: corrupt or truncated .npz file ({exc})") from exc
-    unknown = sorted(set(arrays) - _NPZ_KEYS)
-    if unknown:
-        raise DataError(
-            f"{path}: unexpected arrays {', '.join(unknown)}; expected x, y and optionally "
-            "x_train, y_train, feature_names"
-        )
-    missing = [key for key in ("x", "y") if key not in arrays]
-    if missing:
-        raise DataError(f"{path}: missing array {' and '.join(missing)}")
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DataError(f"{path}: is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path}: is a FIFO, device or socket, not a regular file")
+        if info.st_size > limit("data_bytes"):
+            raise DataError(f"{path}: {human_bytes(info.st_size)} on disk, larger than the "
+                            f"{describe('data_bytes')}")
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        try:
+            yield handle
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _sha256(path: Path, handle: IO[bytes]) -> str:
+    handle.seek(0)
+    digest, total, cap = hashlib.sha256(), 0, limit("data_bytes")
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise DataError(f"{path}: grew past the {describe('data_bytes')} while it was read")
+    return digest.hexdigest()
+
+
+# -- .npz ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _NpyHeader:
+    shape: tuple[int, ...]
+    fortran_order: bool
+    dtype: np.dtype[Any]
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
+
+    def cost(self, key: str) -> int:
+        """Bytes in memory once decoded, with the converted copy that validation makes
+        (integer features become float64, labels int64, names Python strings)."""
+        raw = self.count * self.dtype.itemsize
+        if key in _FEATURE_KEYS:
+            kept = self.dtype.kind == "f" and self.dtype.itemsize in (4, 8)
+            return raw if kept else raw + 8 * self.count
+        if key in _LABEL_KEYS:
+            return raw + 8 * self.count
+        return raw + 64 * self.count
+
+
+def _load_npz(path: Path, handle: IO[bytes]) -> Dataset:
+    head = handle.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise DataError(f"{path}: a .npy file (one array), not an .npz archive of arrays x and y; "
+                        "write one with numpy.savez(path, x=..., y=...)")
+    if not head.startswith(b"PK"):
+        raise DataError(f"{path}: not an .npz (zip) file" + ("; it is empty" if not head else ""))
+    try:
+        _check_zip_directory(path, handle)
+        with zipfile.ZipFile(handle) as archive:
+            arrays = _read_arrays(path, archive)
+    except _ZIP_ERRORS as exc:
+        raise DataError(f"{path}: corrupt or truncated .npz file ({_first_line(exc)})") from None
     names = arrays.get("feature_names")
     if names is not None and names.dtype.kind != "U":
         raise DataError(f"{path}: feature_names must be an array of strings")
@@ -109,41 +208,206 @@ def _load_npz(path: Path) -> Dataset:
         raise DataError(f"{path}: {exc}") from exc
 
 
-def _load_csv(path: Path, label_column: str) -> Dataset:
+def _check_zip_directory(path: Path, handle: IO[bytes]) -> None:
+    """Refuse a zip whose central directory is far larger than five arrays need, before
+    ``zipfile`` builds an object per entry (a zip64 directory may list billions)."""
+    size = handle.seek(0, os.SEEK_END)
+    tail_start = max(0, size - (22 + 65535))
+    handle.seek(tail_start)
+    tail = handle.read()
+    at = tail.rfind(b"PK\x05\x06")  # the end-of-central-directory record, as zipfile finds it
+    if at < 0 or len(tail) - at < 22:
+        handle.seek(0)
+        return  # not a zip: zipfile says so
+    entries, directory, offset = struct.unpack("<6xHLL", tail[at + 4 : at + 20])
+    if entries == 0xFFFF or 0xFFFFFFFF in (directory, offset):  # the zip64 record holds them
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if locator[:4] == b"PK\x06\x07":
+            (record_at,) = struct.unpack("<Q", locator[8:16])
+            if record_at < size:
+                handle.seek(record_at)
+                record = handle.read(56)
+                if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                    entries, directory = struct.unpack("<QQ", record[32:48])
+    if entries > _MAX_ZIP_MEMBERS or directory > _MAX_ZIP_DIRECTORY:
+        raise DataError(f"{path}: its zip directory lists {entries} members in {human_bytes(directory)}; "
+                        "an .npz for Guard holds x, y and optionally x_train, y_train, feature_names")
+    handle.seek(0)
+
+
+def _read_arrays(path: Path, archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    members: dict[str, zipfile.ZipInfo] = {}
+    unknown: list[str] = []
+    for info in archive.infolist():
+        key = info.filename.removesuffix(".npy")
+        if key not in _NPZ_KEYS or not info.filename.endswith(".npy"):
+            unknown.append(_plain(key if info.filename.endswith(".npy") else info.filename))
+        elif key in members:
+            raise DataError(f"{path}: holds two members named {_shown(info.filename)}")
+        else:
+            members[key] = info
+    if unknown:
+        raise DataError(f"{path}: unexpected arrays {', '.join(sorted(unknown)[:10])}; expected x, y "
+                        "and optionally x_train, y_train, feature_names")
+    missing = [key for key in ("x", "y") if key not in members]
+    if missing:
+        raise DataError(f"{path}: missing array {' and '.join(missing)}")
+    cap = limit("array_bytes")
+    declared = sum(info.file_size for info in members.values())
+    if declared > cap + _MAX_HEADER * len(members):
+        raise DataError(f"{path}: its members inflate to {human_bytes(declared)}, over the "
+                        f"{describe('array_bytes')}")
+    headers = {key: _member_header(path, archive, info) for key, info in members.items()}
+    needed = sum(header.cost(key) for key, header in headers.items())
+    if needed > cap:
+        shapes = ", ".join(f"{key} {h.shape} {h.dtype}" for key, h in headers.items())
+        raise DataError(f"{path}: its arrays ({shapes}) would take {human_bytes(needed)} in memory, "
+                        f"over the {describe('array_bytes')}")
+    return {key: _member_array(path, archive, members[key], header) for key, header in headers.items()}
+
+
+def _member_header(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _NpyHeader:
+    if info.flag_bits & 0x1:
+        raise DataError(f"{path}: member {_plain(info.filename)} is encrypted")
+    with archive.open(info) as stream:
+        header = _npy_header(path, info.filename, stream)
+    name = info.filename.removesuffix(".npy")
+    dtype = header.dtype
+    if dtype.hasobject:
+        raise DataError(f"{path}: {name} holds object arrays, which could run code when read; store "
+                        "numeric arrays")
+    if dtype.kind not in "biufcUS" or dtype.subdtype is not None:
+        raise DataError(f"{path}: {name} has dtype {_shown(str(dtype))}; store plain numeric arrays")
+    if len(header.shape) > _MAX_AXES or any(d < 0 for d in header.shape):
+        raise DataError(f"{path}: {name} has a header declaring shape {_shown(header.shape)}")
+    return header
+
+
+def _npy_header(path: Path, name: str, stream: IO[bytes]) -> _NpyHeader:
+    """Read past the magic and header of one .npy stream (numpy's own bounded parser)."""
+    fmt = np.lib.format
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from exc
-    if not rows:
-        raise DataError(f"{path}: empty file, expected a header row")
-    header = [name.strip() for name in rows[0]]
-    if label_column not in header:
-        raise DataError(
-            f"{path}: no column {label_column!r}; columns are {', '.join(header[:10])}"
-        )
-    label_at = header.index(label_column)
-    values = np.empty((len(rows) - 1, len(header)), dtype=np.float64)
-    for i, row in enumerate(rows[1:]):
-        line = i + 2  # 1-based, after the header: what an editor shows
-        if len(row) != len(header):
-            raise DataError(f"{path}: line {line} has {len(row)} cells, header has {len(header)}")
-        for j, cell in enumerate(row):
-            try:
-                values[i, j] = float(cell)
-            except ValueError:
-                raise DataError(
-                    f"{path}: line {line}, column {header[j]!r}: {cell!r} is not a number"
-                ) from None
-    features = [j for j in range(len(header)) if j != label_at]
+        version = fmt.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(stream)
+        else:
+            raise DataError(f"{path}: {_plain(name)} uses .npy format {version[0]}.{version[1]}, which "
+                            "Guard does not read; write it with numpy.savez")
+    except (ValueError, TypeError, SyntaxError, RecursionError) as exc:
+        raise DataError(f"{path}: {_plain(name)} is not a valid .npy array ({_first_line(exc)})") from None
+    return _NpyHeader(tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype))
+
+
+def _member_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo,
+                  header: _NpyHeader) -> np.ndarray:
+    """The member's array, read into memory allocated for exactly what its header declares;
+    big-endian data is swapped in place to native order (torch takes no other)."""
+    flat = np.empty(header.count, dtype=header.dtype)
+    with archive.open(info) as stream:
+        _npy_header(path, info.filename, stream)
+        if flat.nbytes:
+            view, filled = flat.view(np.uint8).data, 0
+            while filled < len(view):
+                chunk = stream.read(min(_READ_CHUNK, len(view) - filled))
+                if not chunk:
+                    raise DataError(f"{path}: {_plain(info.filename)} is truncated: its header "
+                                    f"declares {len(view)} bytes of data, it holds {filled}")
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+    array = flat.reshape(header.shape, order="F" if header.fortran_order else "C")
+    if not array.dtype.isnative:
+        array = array.byteswap(inplace=True).view(array.dtype.newbyteorder("="))
+    return array
+
+
+# -- .csv ----------------------------------------------------------------------------------------
+
+
+def _load_csv(path: Path, handle: IO[bytes], label_column: str) -> Dataset:
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    reader = csv.reader(_bounded_lines(path, text))
     try:
-        return make_dataset(
-            values[:, features],
-            values[:, label_at],
-            feature_names=tuple(header[j] for j in features),
-        )
+        x, y, names = _parse_csv(path, reader, label_column)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (line {reader.line_num + 1})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: cannot read CSV ({_first_line(exc)})") from None
+    finally:
+        text.detach()  # the handle is closed by its opener
+    try:
+        return make_dataset(x, y, feature_names=names)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from exc
+
+
+def _bounded_lines(path: Path, text: IO[str]) -> Iterator[str]:
+    cap, total, number = limit("data_bytes"), 0, 0
+    while line := text.readline(_MAX_CSV_LINE + 1):
+        number += 1
+        total += len(line)
+        if len(line) > _MAX_CSV_LINE:
+            raise DataError(f"{path}: line {number} is longer than {_MAX_CSV_LINE} characters")
+        if total > cap:
+            raise DataError(f"{path}: grew past the {describe('data_bytes')} while it was read")
+        yield line
+
+
+def _parse_csv(path: Path, reader: Any, label_column: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    header_row = next(reader, None)
+    if header_row is None:
+        raise DataError(f"{path}: empty file, expected a header row")
+    header = [name.strip() for name in header_row]
+    if label_column not in header:
+        shown = ", ".join(_plain(name) for name in header[:10])
+        raise DataError(f"{path}: no column {_shown(label_column)}; columns are {shown}")
+    if header.count(label_column) > 1:
+        raise DataError(f"{path}: {header.count(label_column)} columns are named {_shown(label_column)}")
+    width, label_at = len(header), header.index(label_column)
+    max_rows = max(1, limit("array_bytes") // (8 * width))
+    block_rows = max(1, min(4096, (16 << 20) // (8 * width)))
+    blocks: list[np.ndarray] = []
+    block, filled, rows = np.empty((block_rows, width)), 0, 0
+    for row in reader:
+        if not row:
+            continue  # a blank line
+        if len(row) != width:
+            raise DataError(f"{path}: line {reader.line_num} has {len(row)} cells, header has {width}")
+        if rows == max_rows:
+            raise DataError(f"{path}: more than {max_rows} rows of {width} values, over the "
+                            f"{describe('array_bytes')}")
+        if filled == block_rows:
+            blocks.append(block)
+            block, filled = np.empty((block_rows, width)), 0
+        try:
+            block[filled] = [float(cell) for cell in row]
+        except ValueError:
+            j = next(j for j, cell in enumerate(row) if not _is_number(cell))
+            raise DataError(f"{path}: line {reader.line_num}, column {_shown(header[j])}: "
+                            f"{_shown(row[j])} is not a number") from None
+        filled, rows = filled + 1, rows + 1
+    blocks.append(block[:filled])
+    x, y, at = np.empty((rows, width - 1)), np.empty(rows), 0
+    blocks.reverse()
+    while blocks:  # into the final arrays block by block: the values are never held twice
+        part = blocks.pop()
+        end = at + len(part)
+        x[at:end, :label_at], x[at:end, label_at:] = part[:, :label_at], part[:, label_at + 1 :]
+        y[at:end] = part[:, label_at]
+        at = end
+    return x, y, tuple(name for j, name in enumerate(header) if j != label_at)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+# -- checks shared by files and in-memory arrays -------------------------------------------------
 
 
 def _checked_pair(
@@ -159,11 +423,9 @@ def _checked_pair(
         )
     if len(x) == 0:
         raise DataError(f"{x_name} is empty")
-    if x.dtype.kind != "f":
-        x = x.astype(np.float64)
-    bad = _count_non_finite(x)
-    if bad:
-        raise DataError(f"{x_name} has {bad}")
+    if math.prod(x.shape[1:]) == 0:
+        raise DataError(f"{x_name} has no features: shape {x.shape}")
+    x = _float_features(x, x_name)
     if y.ndim != 1:
         raise DataError(f"{y_name} must be 1-D class labels, got shape {y.shape}")
     if len(y) != len(x):
@@ -171,22 +433,37 @@ def _checked_pair(
     return x, _integer_labels(y, y_name)
 
 
-def _count_non_finite(a: np.ndarray) -> str:
-    n_nan = int(np.isnan(a).sum())
-    n_inf = int(np.isinf(a).sum())
-    parts = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
-    return " and ".join(parts) + " values" if parts else ""
+def _float_features(x: np.ndarray, name: str) -> np.ndarray:
+    """Finite floats within float32's range (attacks compute in float32), in native byte
+    order; float32 and float64 are kept, every other numeric dtype becomes float64."""
+    if x.dtype.kind == "f":
+        n_nan, n_inf, peak = _value_stats(x)
+        if n_nan or n_inf:
+            raise DataError(f"{name} has {_non_finite(n_nan, n_inf)}")
+        if peak > _FLOAT32_MAX:
+            raise DataError(f"{name} has values up to {peak:.3g} in magnitude, beyond float32's range "
+                            f"(±{_FLOAT32_MAX:.3g}), in which attacks compute")
+        if x.dtype.itemsize in (4, 8):
+            return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
+    return x.astype(np.float64)
 
 
 def _integer_labels(y: np.ndarray, name: str) -> np.ndarray:
     """Labels as int64; whole-number floats (as CSV gives them) are accepted."""
-    if y.dtype.kind in "biu":
+    if y.dtype.kind in "bi":
+        return y.astype(np.int64)
+    if y.dtype.kind == "u":
+        if len(y) and int(y.max()) > _INT64_MAX:
+            raise DataError(f"{name} holds label {int(y.max())}, above the largest class label 2**63-1")
         return y.astype(np.int64)
     if y.dtype.kind != "f":
         raise DataError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    bad = _count_non_finite(y)
-    if bad:
-        raise DataError(f"{name} has {bad}")
+    n_nan, n_inf, peak = _value_stats(y)
+    if n_nan or n_inf:
+        raise DataError(f"{name} has {_non_finite(n_nan, n_inf)}")
+    if peak > _MAX_FLOAT_LABEL:
+        raise DataError(f"{name} holds a label of magnitude {peak:g}; class labels stored as floats must "
+                        f"be whole numbers of at most 2**53 ({_MAX_FLOAT_LABEL})")
     fractional = y != np.round(y)
     if fractional.any():
         raise DataError(
@@ -194,3 +471,41 @@ def _integer_labels(y: np.ndarray, name: str) -> np.ndarray:
             f"numbers (first: {y[fractional][0]})"
         )
     return y.astype(np.int64)
+
+
+def _value_stats(a: np.ndarray) -> tuple[int, int, float]:
+    """NaN count, infinity count and the largest finite magnitude, in chunks (no full-size
+    temporary arrays)."""
+    flat = np.ravel(a, order="K")
+    n_nan = n_inf = 0
+    peak = 0.0
+    for start in range(0, flat.size, _CHECK_CHUNK):
+        part = flat[start : start + _CHECK_CHUNK]
+        finite = np.isfinite(part)
+        if not finite.all():
+            nan = int(np.isnan(part).sum())
+            n_nan, n_inf = n_nan + nan, n_inf + int(part.size - finite.sum()) - nan
+            part = part[finite]
+        if part.size:
+            peak = max(peak, float(np.abs(part).max()))
+    return n_nan, n_inf, peak
+
+
+def _non_finite(n_nan: int, n_inf: int) -> str:
+    parts = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
+    return " and ".join(parts) + " values"
+
+
+def _shown(value: Any) -> str:
+    """A value from the file as it may appear in a one-line message: repr, at most 60 chars."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(name: str) -> str:
+    return name if name.isprintable() and len(name) <= 40 else _shown(name)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

@@ -6,7 +6,9 @@ A probe describes itself, and everything else is derived from that description:
 * ``requires``: the capabilities it needs of a target (gradients, train data, ...);
 * ``settings``: one frozen dataclass with defaults, validated in ``__post_init__``. The
   generic ``--set pgd.steps=100`` option, the ``[tool.guard.probes.pgd]`` table of a spec
-  file and the pytest plugin's keyword arguments are all read through it;
+  file and the pytest plugin's keyword arguments are all read through it. A numeric field
+  declares the values it accepts (:func:`bounded`: finite, a least and a greatest value), so
+  ``steps = 9223372036854775807`` is one error before any work, whichever way it came;
 * ``emits``: the evidence it produces (:class:`EmittedEvidence`: metrics, params, the params
   that key one measurement, flags). ``policies/catalogue/evidence.yaml`` must agree with it
   (a test checks), so a control can never read a metric no probe writes;
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import tomllib
 import types
 import typing
@@ -56,12 +59,81 @@ def no_progress(label: str, done: int, total: int) -> None:
     """Default progress sink: says nothing."""
 
 
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The values a numeric setting accepts: finite, from ``lo`` to ``hi`` (both included),
+    whole numbers only when ``integer``. Declared on a settings field with :func:`bounded`."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+
+    def admits(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if isinstance(value, float) and (self.integer or not math.isfinite(value)):
+            return False
+        return self.lo <= value <= self.hi  # exact for ints of any size (no float conversion)
+
+    def describe(self) -> str:
+        if self.integer:
+            if self.lo == 1:
+                return f"a positive integer up to {int(self.hi)}"
+            return f"an integer from {int(self.lo)} to {int(self.hi)}"
+        if self.lo > 0:
+            return f"positive and finite, from {self.lo:g} to {self.hi:g}"
+        return f"a finite number from {self.lo:g} to {self.hi:g}"
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise a ConfigError naming ``name``, the value and the range unless every value
+        (one, or each of a tuple) is admitted; None (an optional setting left unset) passes."""
+        for item in value if isinstance(value, tuple) else (value,):
+            if item is not None and not self.admits(item):
+                raise ConfigError(f"{name} must be {self.describe()}, got {_shown(item)}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def bounded(default: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
+    """A settings field whose values must lie in ``[lo, hi]``: ``steps: int = bounded(40, 1,
+    100_000, integer=True)``. :func:`build_settings` and :func:`check_ranges` read it."""
+    return field(default=default, metadata={"range": Range(lo, hi, integer)})
+
+
+def field_range(settings_type: Any, name: str) -> Range | None:
+    """The declared range of one settings field, or None."""
+    for f in dataclasses.fields(settings_type):
+        if f.name == name:
+            found = f.metadata.get("range")
+            return found if isinstance(found, Range) else None
+    return None
+
+
+def check_ranges(settings: Any) -> None:
+    """Check every field of a settings object against its declared range (``__post_init__``
+    calls it, so a probe built directly in Python is held to the same ranges)."""
+    for f in dataclasses.fields(settings):
+        declared = f.metadata.get("range")
+        if isinstance(declared, Range):
+            declared.check(f.name, getattr(settings, f.name))
+
+
+SEED = Range(0, 2**32 - 1, integer=True)
+"""The seeds Guard accepts: NumPy's global generator (which ART draws from) takes no other."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunContext:
     """What the service hands every probe: the seed and where to report progress."""
 
     seed: int = 0
     progress: ProgressFn = field(default=no_progress)
+
+    def __post_init__(self) -> None:
+        SEED.check("seed", self.seed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,6 +330,13 @@ def build_settings(cls: type[Probe], shared: Mapping[str, Any] = types.MappingPr
                           f"{', '.join(sorted(names)) or '(none)'}")
     hints = typing.get_type_hints(cls.settings_type)
     values = {k: coerce(f"{cls.id}.{k}", v, hints[k]) for k, v in {**shared, **scoped}.items() if k in names}
+    for key, value in values.items():  # before the dataclass sees an absurd value
+        declared = field_range(cls.settings_type, key)
+        if declared is not None:
+            try:
+                declared.check(key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{cls.id}: {exc}") from None
     try:
         return cls.settings_type(**values)
     except ConfigError as exc:

@@ -11,7 +11,6 @@ pytest-xdist workers) with ``--guard-report DIR``.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -83,16 +82,14 @@ def _tool_guard(rootpath: Path) -> tuple[dict[str, Any], str]:
     where = f"{path} [tool.guard]"
     if not path.is_file():
         return {}, where
-    from guard.errors import InputFileError
-    from guard.fsio import read_input_text
+    from guard.config import read_toml, tool_table
+    from guard.errors import GuardInputError
 
     try:
-        doc = tomllib.loads(read_input_text(path, "pyproject", "config_bytes"))
-    except InputFileError as exc:
+        table = tool_table(read_toml(path, "pyproject"), path)
+    except GuardInputError as exc:
         raise pytest.UsageError(f"guard: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise pytest.UsageError(f"guard: {path}: not valid TOML: {exc}") from None
-    table = doc.get("tool", {}).get("guard", {})
+    table = {} if table is None else table
     if not isinstance(table, dict):
         raise pytest.UsageError(f"guard: {where}: expected a table")
     return table, where

@@ -27,6 +27,7 @@ FLAG_TITLES = {
     "blackbox_beats_whitebox": "A black-box attack beat the white-box attacks",
     "gradient_masking": "Signs of gradient masking",
     "single_step_beats_iterative": "A single-step attack beat an iterative one",
+    "no_correct_samples": "The model got every sampled input wrong: nothing was left to attack",
 }
 HEADLINE_METRICS = ("clean_accuracy", "robust_accuracy")
 SERIES_HIDDEN_PARAMS = ("eps", "norm", "step_size")

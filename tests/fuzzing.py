@@ -53,12 +53,13 @@ def assert_handled(args: Sequence[str], *, allowed: Sequence[int] = (0, 1, 2)) -
     seconds = time.perf_counter() - start
     grown = _peak_rss() - before
     output = result.output
+    command = "guard " + " ".join(args)
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"guard {' '.join(args)} raised {type(result.exception).__name__}: {result.exception}"
     )
     assert "Traceback" not in output, f"guard {' '.join(args)} printed a traceback:\n{output[-2000:]}"
     assert result.exit_code in allowed, (
-        f"guard {' '.join(args)} exited {result.exit_code}, expected one of {tuple(allowed)}:\n{output[-2000:]}"
+        f"{command} exited {result.exit_code}, expected one of {tuple(allowed)}:\n{output[-2000:]}"
     )
     if result.exit_code == 2:
         assert output.strip(), f"guard {' '.join(args)} exited 2 without saying why"

@@ -7,6 +7,7 @@ with intervals) and each attack writes one method, :meth:`EvasionProbe.perturb`.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
@@ -16,40 +17,50 @@ import numpy as np
 
 from guard.errors import ConfigError
 from guard.evidence import Evidence, Flag
-from guard.probes import EmittedEvidence, Probe, RunContext
+from guard.probes import EmittedEvidence, Probe, RunContext, bounded, check_ranges
 from guard.stats import Metric
 from guard.target import Target
 
 GRADIENT_MASKING_SHARE = 0.05
 _BUDGET_SLACK = 1e-5
+NO_CORRECT_SAMPLES = "no_correct_samples"
+"""The flag of a measurement where the model got every sampled input wrong before any attack."""
+
+
+EPS_RANGE = (1e-12, 1e9)
+"""Budgets and step sizes: normal (not subnormal) in float32, and far from its overflow."""
+STEPS_RANGE = (1, 100_000)
+SAMPLES_RANGE = (1, 10_000_000)
+BATCH_RANGE = (1, 1_000_000)
+MAX_BUDGETS = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvasionSettings:
-    """Settings common to evasion probes, validated once; errors name the parameter."""
+    """Settings common to evasion probes, validated once; errors name the parameter.
 
-    eps: tuple[float, ...] = (0.05, 0.1, 0.2)
+    Every number has a declared range (:func:`~guard.probes.bounded`), checked before any
+    work wherever the value came from.
+    """
+
+    eps: tuple[float, ...] = bounded((0.05, 0.1, 0.2), *EPS_RANGE)
     norm: str = "inf"
-    steps: int = 40
-    step_size: float | None = None
-    samples: int = 500
-    batch_size: int = 500
+    steps: int = bounded(40, *STEPS_RANGE, integer=True)
+    step_size: float | None = bounded(None, *EPS_RANGE)
+    samples: int = bounded(500, *SAMPLES_RANGE, integer=True)
+    batch_size: int = bounded(500, *BATCH_RANGE, integer=True)
     early_stop: bool = True
 
     def __post_init__(self) -> None:
-        if not self.eps:
+        if not isinstance(self.eps, tuple) or not self.eps:
             raise ConfigError("eps: give at least one value")
-        for e in self.eps:
-            if not np.isfinite(e) or e <= 0:
-                raise ConfigError(f"eps must be positive and finite, got {e}")
+        if len(self.eps) > MAX_BUDGETS:
+            raise ConfigError(f"eps: give at most {MAX_BUDGETS} values, got {len(self.eps)}")
+        check_ranges(self)
         if self.norm not in ("inf", "2"):
             raise ConfigError(f"norm must be 'inf' or '2', got {self.norm!r}")
-        for name in ("steps", "samples", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.step_size is not None and (not np.isfinite(self.step_size) or self.step_size <= 0):
-            raise ConfigError(f"step_size must be positive, got {self.step_size}")
+        if not isinstance(self.early_stop, bool):
+            raise ConfigError(f"early_stop must be true or false, got {self.early_stop!r}")
 
     def step_for(self, eps: float) -> float:
         """Madry et al.'s rule of thumb, 2.5 * eps / steps, unless given."""
@@ -78,7 +89,7 @@ def choose_samples(n_total: int, n: int, seed: int) -> np.ndarray:
 
 
 def perturbation_norms(delta: np.ndarray, norm: str) -> np.ndarray:
-    flat = delta.reshape(len(delta), -1).astype(np.float64)
+    flat = delta.reshape(len(delta), math.prod(delta.shape[1:])).astype(np.float64)  # also for 0 rows
     if norm == "inf":
         return np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(len(flat))
     norms: np.ndarray = np.linalg.norm(flat, axis=1)
@@ -93,7 +104,7 @@ def evasion_evidence(title: str, *, metrics: tuple[str, ...] = (), params: tuple
         metrics=("clean_accuracy", "robust_accuracy", "attack_success_rate", *metrics),
         params=("eps", "norm", "samples", "steps", "step_size", "early_stop", *params),
         key=("eps", "norm"),
-        flags=("non_monotone", *flags),
+        flags=("non_monotone", NO_CORRECT_SAMPLES, *flags),
     )
 
 
@@ -123,6 +134,24 @@ class EvasionProbe(Probe):
         ctx.progress(self.id, len(self.settings.eps), len(self.settings.eps))
         return results
 
+    def check(self, target: Target) -> None:
+        """The target offers what the probe needs, and no budget exceeds the declared input
+        range (beyond it every input in the box is within reach: the number means nothing)."""
+        super().check(target)
+        clip = target.input_spec.clip
+        if clip is None:
+            return
+        span = clip[1] - clip[0]
+        norm = self.settings.norm
+        widest = span if norm == "inf" else span * math.sqrt(math.prod(target.input_spec.shape))
+        for eps in self.settings.eps:
+            if eps > widest * (1 + 1e-9):
+                raise ConfigError(
+                    f"{self.id}: eps {eps:g} is larger than the declared input range "
+                    f"[{clip[0]:g}, {clip[1]:g}] allows in the {norm} norm (at most {widest:g}, "
+                    "which already reaches every input)"
+                )
+
     def run(self, target: Target, ctx: RunContext) -> list[Evidence]:
         self.check(target)
         s = self.settings
@@ -130,17 +159,18 @@ class EvasionProbe(Probe):
         x, y = target.x_eval[idx].astype(np.float32), target.y_eval[idx]
         correct = target.model.predict(x) == y
         n, n_correct = len(y), int(correct.sum())
+        if n_correct == 0:
+            return [self._nothing_to_attack(eps, n, ctx) for eps in s.eps]
         evidence = []
         for eps, outcome, seconds in self.sweep(target, x[correct], y[correct], ctx):
             self._check_budget(target, x[correct], outcome.x_adv, eps)
-            still = target.model.predict(outcome.x_adv) == y[correct] if n_correct else []
+            still = target.model.predict(outcome.x_adv) == y[correct]
             robust = int(np.sum(still))
             metrics = {
                 "clean_accuracy": Metric.proportion(n_correct, n),
                 "robust_accuracy": Metric.proportion(robust, n),
+                "attack_success_rate": Metric.proportion(n_correct - robust, n_correct),
             }
-            if n_correct:
-                metrics["attack_success_rate"] = Metric.proportion(n_correct - robust, n_correct)
             metrics.update(outcome.metrics)
             params: dict[str, Any] = {
                 "eps": eps,
@@ -160,6 +190,20 @@ class EvasionProbe(Probe):
                 )
             )
         return evidence
+
+    def _nothing_to_attack(self, eps: float, n: int, ctx: RunContext) -> Evidence:
+        """The model gets every sampled input wrong: robust accuracy is 0 of n without an
+        attack (no input is correct to begin with), with its interval; the attack does not run,
+        and the flag says why its own measurements are missing."""
+        return Evidence(
+            probe=self.id,
+            params={"eps": eps, "norm": self.settings.norm, "samples": n, **self._params(eps)},
+            metrics={"clean_accuracy": Metric.proportion(0, n), "robust_accuracy": Metric.proportion(0, n)},
+            flags=[Flag(NO_CORRECT_SAMPLES,
+                        f"the model misclassifies all {n} sampled inputs before any attack, so robust "
+                        "accuracy is 0 without attacking; check that the labels match the model's classes")],
+            seed=ctx.seed,
+        )
 
     def _params(self, eps: float) -> dict[str, Any]:
         s = self.settings

@@ -25,8 +25,8 @@ from guard.attacks.evasion.base import (
     zero_gradient_outcome,
 )
 from guard.attacks.evasion.engine import Norm, StepRule, margins, run_pgd
-from guard.errors import ConfigError, MissingCapabilityError
-from guard.probes import EmittedEvidence, RunContext, register
+from guard.errors import MissingCapabilityError
+from guard.probes import EmittedEvidence, RunContext, bounded, register
 from guard.target import Capability, Target
 
 
@@ -79,12 +79,7 @@ _WHITEBOX_FLAGS = ("single_step_beats_iterative", "gradient_masking")
 class PGDSettings(EvasionSettings):
     """PGD's settings: the shared evasion ones, and how many closest classes to target."""
 
-    targets: int = 2
-
-    def __post_init__(self) -> None:
-        EvasionSettings.__post_init__(self)
-        if isinstance(self.targets, bool) or not isinstance(self.targets, int) or self.targets < 0:
-            raise ConfigError(f"targets must be a non-negative integer, got {self.targets!r}")
+    targets: int = bounded(2, 0, 1000, integer=True)
 
 
 @register

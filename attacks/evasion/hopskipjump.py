@@ -17,9 +17,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from guard.attacks.evasion.art_adapter import QueryCounter, blackbox_classifier
-from guard.attacks.evasion.base import AttackOutcome, EvasionProbe, EvasionSettings, perturbation_norms
-from guard.errors import ConfigError
-from guard.probes import EmittedEvidence, RunContext, register
+from guard.attacks.evasion.base import (
+    NO_CORRECT_SAMPLES,
+    SAMPLES_RANGE,
+    AttackOutcome,
+    EvasionProbe,
+    EvasionSettings,
+    perturbation_norms,
+)
+from guard.probes import EmittedEvidence, RunContext, bounded, register
 from guard.stats import Metric
 from guard.target import Capability, Target
 
@@ -46,13 +52,8 @@ class HopSkipJumpSettings(EvasionSettings):
     """The shared evasion settings (fewer samples by default: each costs ``queries``), and the
     query budget per sample."""
 
-    samples: int = 100
-    queries: int = 1000
-
-    def __post_init__(self) -> None:
-        EvasionSettings.__post_init__(self)
-        if isinstance(self.queries, bool) or not isinstance(self.queries, int) or self.queries < 100:
-            raise ConfigError(f"queries must be an integer of at least 100, got {self.queries!r}")
+    samples: int = bounded(100, *SAMPLES_RANGE, integer=True)
+    queries: int = bounded(1000, 100, 1_000_000, integer=True)
 
 
 @register
@@ -72,7 +73,7 @@ class HopSkipJump(EvasionProbe):
         params=("eps", "norm", "samples", "early_stop", "queries_budget", "search_box", "max_iter",
                 "max_eval", "init_eval", "init_size"),
         key=("eps", "norm"),
-        flags=("non_monotone",),
+        flags=("non_monotone", NO_CORRECT_SAMPLES),
     )
 
     def applies_to(self, target: Target) -> bool:
