@@ -36,6 +36,7 @@ from guard import SEVERITY_ORDER, __version__
 from guard.errors import ConfigError
 from guard.evidence import AuditResult, Evidence, Finding
 from guard.probes import (
+    SEED,
     Artifact,
     ArtifactProbe,
     Probe,
@@ -89,8 +90,7 @@ class AuditPlan:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be an integer from 0 to {2**32 - 1}, got {self.seed!r}")
+        SEED.check("seed", self.seed)
 
     def _build(self, name: str) -> Probe:
         cls = probe_class(name)
@@ -164,16 +164,21 @@ class PolicySetup:
                     raise ConfigError(f"{flag} needs at least one --policy to apply to")
             return cls()
         from guard.policies import load_baseline, load_pack, load_thresholds, load_waivers
+        from guard.policies.engine import check_inputs
 
         if thresholds is None and thresholds_file is not None:
             thresholds = load_thresholds(thresholds_file)
-        setup = cls(
-            packs=[p if not isinstance(p, str | Path) else load_pack(p) for p in policy],
-            waivers=load_waivers(Path(waivers)) if waivers else None,
+        packs = [p if not isinstance(p, str | Path) else load_pack(p) for p in policy]
+        loaded_waivers = load_waivers(Path(waivers)) if waivers else None
+        # names, kinds and ranges of the overrides, and the waivers' control ids: checked
+        # here, before any probe runs, not when the evidence is judged after the attacks
+        overrides = check_inputs(packs, thresholds=thresholds, waivers=loaded_waivers)
+        return cls(
+            packs=packs,
+            waivers=loaded_waivers,
             baseline=load_baseline(Path(baseline)) if baseline else None,
-            thresholds=thresholds,
+            thresholds=overrides,
         )
-        return setup
 
     @property
     def active(self) -> bool:
@@ -271,6 +276,7 @@ def seeded(seed: int) -> Iterator[None]:
     NumPy's), and give the caller back exactly the state it had."""
     import torch
 
+    SEED.check("seed", seed)  # NumPy's global generator takes no other; say so, not a ValueError
     saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
     try:
         random.seed(seed)

@@ -75,11 +75,12 @@ def catalogue_dir() -> Any:
 def load_catalogue() -> Catalogue:
     """The shipped catalogue (read once per process)."""
     folder = catalogue_dir()
-    evidence = _evidence(load_yaml(folder.joinpath("evidence.yaml")), str(folder.joinpath("evidence.yaml")))
+    evidence = _evidence(load_yaml(folder.joinpath("evidence.yaml"), "catalogue file"),
+                         str(folder.joinpath("evidence.yaml")))
     frameworks: dict[str, Framework] = {}
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml") and entry.name != "evidence.yaml":
-            framework = _framework(load_yaml(entry), str(entry))
+            framework = _framework(load_yaml(entry, "catalogue file"), str(entry))
             frameworks[framework.key] = framework
     ordered = dict(sorted(frameworks.items(), key=lambda kv: (kv[1].order, kv[0])))
     evidence.update(_plugin_evidence(evidence))

@@ -9,6 +9,7 @@ file and line.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,13 @@ from typing import Any
 
 from guard import SEVERITY_ORDER
 from guard.policies.catalogue import Catalogue, check_references
-from guard.policies.expressions import ALL_VARIABLES, EACH_VARIABLES, Condition, ExpressionError
+from guard.policies.expressions import (
+    ALL_VARIABLES,
+    EACH_VARIABLES,
+    Condition,
+    ExpressionError,
+    ExpressionLimit,
+)
 from guard.policies.source import LocatedDict, LocatedList, Problem
 
 SCOPES = ("each", "all")
@@ -97,11 +104,56 @@ def _text(entry: LocatedDict, key: str, file: str, problems: list[Problem]) -> s
     return " ".join(value.split())
 
 
-def _threshold_value(value: Any) -> bool:
+@dataclass(frozen=True, slots=True)
+class ThresholdRange:
+    """The values a threshold of a kind may take, known from how its name ends."""
+
+    what: str
+    suffixes: tuple[str, ...]
+    low: float
+    high: float = math.inf
+    whole: bool = False
+
+    def problem(self, value: float, written: Any) -> str | None:
+        if self.whole and not value.is_integer():
+            return f"is {self.what}: a whole number, got {written!r}"
+        if not self.low <= value <= self.high:
+            span = f"from {self.low:g} to {self.high:g}" if self.high < math.inf else f"at least {self.low:g}"
+            return f"is {self.what}: {span}, got {written!r}"
+        return None
+
+
+THRESHOLD_RANGES = (
+    ThresholdRange("a rate or share", ("accuracy", "share", "fraction", "rate", "fidelity", "advantage",
+                                       "auc", "probability"), 0.0, 1.0),
+    ThresholdRange("a count", ("samples", "issues", "findings", "queries", "count", "files"), 0,
+                   whole=True),
+)
+"""Ranges by the name's last word (``min_robust_accuracy`` is a rate, ``max_high_issues`` a
+count), checked on a pack's defaults and on every override when they load. Any other
+numeric threshold must be finite."""
+
+
+def threshold_problem(name: str, value: Any) -> str | None:
+    """What is wrong with a threshold's value, a pack's default or an override; None if fine."""
     scalar = (bool, int, float, str)
-    if isinstance(value, list):
-        return all(isinstance(v, scalar) for v in value)
-    return isinstance(value, scalar)
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, scalar) for v in items):
+        return "needs a number, text, true/false or a list of them"
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        try:
+            number = float(item)  # conditions compare doubles
+        except OverflowError:
+            return f"must be a finite number, got an integer of {len(str(abs(item)))} digits"
+        if not math.isfinite(number):
+            return f"must be a finite number, got {item!r}"
+        for kind in THRESHOLD_RANGES:
+            wrong = kind.problem(number, item) if name.rsplit("_", 1)[-1] in kind.suffixes else None
+            if wrong is not None:
+                return wrong
+    return None
 
 
 def parse_control(
@@ -218,9 +270,8 @@ def _thresholds(entry: LocatedDict, file: str, problems: list[Problem]) -> dict[
         line = table.line_of(name) if isinstance(table, LocatedDict) else entry.line_of("thresholds")
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
             problems.append(Problem(file, line, f"threshold name '{name}' must be an identifier"))
-        elif not _threshold_value(value):
-            problems.append(Problem(file, line,
-                                    f"threshold '{name}' needs a number, text, true/false or a list"))
+        elif (wrong := threshold_problem(name, value)) is not None:
+            problems.append(Problem(file, line, f"threshold '{name}' {wrong}"))
         else:
             out[name] = value
     return out
@@ -244,6 +295,9 @@ def _condition(
         return None
     try:
         condition = Condition.parse(source)
+    except ExpressionLimit as exc:
+        problems.append(Problem(file, line, f"{key} refused: {exc}"))
+        return None
     except ExpressionError as exc:
         problems.append(Problem(file, line, f"malformed {key}: {exc}"))
         return None

@@ -72,6 +72,22 @@ def _waivers(waivers: Sequence[Waiver] | Path | str | None, controls: Sequence[C
     return loaded
 
 
+def check_inputs(
+    packs: PackSpec | Sequence[PackSpec],
+    *,
+    thresholds: ThresholdOverrides | Mapping[str, Any] | None = None,
+    waivers: Sequence[Waiver] | Path | str | None = None,
+) -> ThresholdOverrides:
+    """Check threshold overrides (names, kinds and ranges) and waivers against the packs'
+    controls, and return the overrides: what :func:`evaluate` checks, callable before any
+    audit runs so that a bad ``[thresholds]`` value fails in a second, not after the attacks."""
+    controls = controls_of(resolve_packs(packs))
+    overrides = as_overrides(thresholds)
+    overrides.validate(_known(controls))
+    _waivers(waivers, controls)
+    return overrides
+
+
 def evaluate(
     result: AuditResult | Mapping[str, Any],
     packs: PackSpec | Sequence[PackSpec],
@@ -176,5 +192,5 @@ def gating_findings(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
     return sorted(gating, key=lambda f: -Severity.rank_of(f.severity))
 
 
-__all__ = ["ERROR", "FAIL", "PASS", "WAIVED", "available_packs", "controls_of", "counts_against",
-           "evaluate", "exit_code_for", "gating_findings", "resolve_packs"]
+__all__ = ["ERROR", "FAIL", "PASS", "WAIVED", "available_packs", "check_inputs", "controls_of",
+           "counts_against", "evaluate", "exit_code_for", "gating_findings", "resolve_packs"]

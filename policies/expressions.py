@@ -33,6 +33,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from guard.policies.expression_cost import (
+    MAX_STEPS,
+    NOMINAL_ITEMS,
+    Node,
+    Unparsed,
+    estimate,
+    nominal,
+    parse,
+    shape_of,
+    tokens,
+    unquote,
+)
+
 EACH_VARIABLES = frozenset({"probe", "params", "metrics", "flags", "thresholds", "target"})
 ALL_VARIABLES = frozenset({"evidence", "thresholds", "target"})
 
@@ -45,18 +58,19 @@ FUNCTIONS = frozenset({
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _KEYWORDS = frozenset({"true", "false", "null", "in"})
 
-_TOKEN = re.compile(
-    r"""(?P<ws>\s+)
-    |(?P<str>(?:[rR][bB]?|[bB][rR]?)?(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))
-    |(?P<num>0[xX][0-9a-fA-F]+[uU]?|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?[uU]?|\.\d+(?:[eE][+-]?\d+)?)
-    |(?P<id>[_a-zA-Z][_a-zA-Z0-9]*)
-    |(?P<op>.)""",
-    re.VERBOSE | re.DOTALL,
-)
+
+CEL_PARSER_CHARS = 65_535
+"""Past this, a syntax error makes CEL's parser panic while it formats the column: a
+condition this long is refused however far ``GUARD_LIMIT_CEL_CHARS`` is raised."""
 
 
 class ExpressionError(ValueError):
     """A condition that does not parse; the message says where in the expression."""
+
+
+class ExpressionLimit(ExpressionError):
+    """A condition that parses but is refused before it runs: too long, comprehensions
+    nested too deep, or a bound on its work past :data:`MAX_STEPS`."""
 
 
 class EvaluationError(ValueError):
@@ -65,39 +79,57 @@ class EvaluationError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What a condition refers to; each name with its 1-based column in the expression."""
+    """What a condition refers to, each name with its 1-based column in the expression, and
+    what it costs: comprehensions nested ``nesting`` deep, at most ``steps`` on nominal
+    evidence (see :mod:`guard.policies.expression_cost`)."""
 
     variables: frozenset[str]
     metrics: tuple[tuple[str, int], ...]
     thresholds: tuple[tuple[str, int], ...]
     functions: tuple[tuple[str, int], ...]
+    nesting: int = 0
+    steps: int = 0
+    tree: Node | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str
-    text: str
-    column: int
+def check_length(source: str) -> None:
+    """Refuse a condition over ``cel_chars`` before CEL's parser sees it (past 65,535
+    characters that parser panics)."""
+    from guard.limits import describe, limit
+
+    if len(source) > limit("cel_chars"):
+        raise ExpressionLimit(f"the expression is {len(source):,} characters long, more than the "
+                              f"limit of {describe('cel_chars')}")
+    if len(source) > CEL_PARSER_CHARS:
+        raise ExpressionLimit(f"the expression is {len(source):,} characters long, more than the "
+                              f"{CEL_PARSER_CHARS:,} characters CEL's parser reads")
 
 
-def _tokens(source: str) -> list[_Token]:
-    out = []
-    for match in _TOKEN.finditer(source):
-        kind = match.lastgroup or "op"
-        if kind != "ws":
-            out.append(_Token(kind, match.group(), match.start() + 1))
-    return out
+def _check_cost(nesting: int, steps: int) -> None:
+    from guard.limits import describe, limit
 
-
-def _unquote(text: str) -> str:
-    body = text.lstrip("rRbB")
-    quote = body[:3] if body[:3] in ("'''", '"""') else body[0]
-    return body[len(quote):-len(quote)]
+    if nesting > limit("cel_nesting"):
+        raise ExpressionLimit(f"comprehensions (map, filter, all, exists, exists_one) nested {nesting} "
+                              f"deep, more than the limit of {describe('cel_nesting')}")
+    if steps > MAX_STEPS:
+        raise ExpressionLimit(f"evaluating it could take about {steps:.1e} steps on evidence of "
+                              f"{NOMINAL_ITEMS} items per list, more than Guard's bound of {MAX_STEPS:,} "
+                              "(comprehensions over long lists multiply, and map copies its result)")
 
 
 def analyse(source: str) -> Analysis:
-    """Scan a condition that CEL has parsed for the names it uses (strings skipped)."""
-    toks = _tokens(source)
+    """Scan a condition that CEL has parsed for the names it uses (strings skipped), and
+    bound what it costs: :class:`ExpressionLimit` for one that is too long, nests its
+    comprehensions past ``cel_nesting`` or could run past :data:`MAX_STEPS`, so
+    ``guard policy check`` refuses what evaluation would refuse."""
+    check_length(source)
+    try:
+        tree = parse(source)
+    except Unparsed as exc:
+        raise ExpressionError(f"Guard cannot bound this expression: {exc}") from None
+    cost = estimate(tree, nominal(EACH_VARIABLES | ALL_VARIABLES))
+    _check_cost(cost.nesting, cost.steps)
+    toks = tokens(source)
     variables: set[str] = set()
     bound: set[str] = set()
     metrics: list[tuple[str, int]] = []
@@ -125,12 +157,15 @@ def analyse(source: str) -> Analysis:
             if at(i + 1, "op", ".") and at(i + 2, "id"):
                 found.append((toks[i + 2].text, toks[i + 2].column))
             elif at(i + 1, "op", "[") and at(i + 2, "str") and at(i + 3, "op", "]"):
-                found.append((_unquote(toks[i + 2].text), toks[i + 2].column))
+                found.append((unquote(toks[i + 2].text), toks[i + 2].column))
     return Analysis(
         variables=frozenset(variables - bound),
         metrics=tuple(metrics),
         thresholds=tuple(thresholds),
         functions=tuple(functions),
+        nesting=cost.nesting,
+        steps=cost.steps,
+        tree=tree,
     )
 
 
@@ -146,16 +181,29 @@ def _parse_message(exc: Exception) -> str:
     return f"{where} of the expression: {what}"
 
 
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic in CEL: pyo3's ``PanicException`` derives from BaseException, so it would
+    pass every ``except Exception``. Everything but the interpreter's own exits counts."""
+    return not isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit)
+
+
 def compile_program(source: str) -> Any:
-    """CEL's compiled program for ``source``; :class:`ExpressionError` if it does not parse."""
+    """CEL's compiled program for ``source``; :class:`ExpressionError` if it does not parse,
+    is too long, or makes CEL's parser panic."""
     import cel  # imported here: only policy evaluation needs it, `guard --help` does not
 
     if not source.strip():
         raise ExpressionError("the expression is empty")
+    check_length(source)
     try:
         return cel.compile(source)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ExpressionError(_parse_message(exc)) from None
+    except BaseException as exc:
+        if not _is_panic(exc):
+            raise
+        raise ExpressionError(f"CEL's parser failed on it ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +216,8 @@ class Condition:
 
     @classmethod
     def parse(cls, source: str) -> Condition:
+        """Compile and analyse ``source``: :class:`ExpressionError` for one that does not
+        parse, :class:`ExpressionLimit` for one over a limit."""
         program = compile_program(source)
         return cls(source=source, analysis=analyse(source), program=program)
 
@@ -199,7 +249,13 @@ class Condition:
         return problems
 
     def holds(self, bindings: Mapping[str, Any]) -> bool:
-        """True or False on these bindings; :class:`EvaluationError` when CEL cannot decide."""
+        """True or False on these bindings; :class:`EvaluationError` when CEL cannot decide,
+        or when on this evidence the condition could run past :data:`MAX_STEPS`."""
+        if self.analysis.tree is not None:
+            cost = estimate(self.analysis.tree, {k: shape_of(v) for k, v in bindings.items()})
+            if cost.steps > MAX_STEPS:
+                raise EvaluationError(f"on this evidence the condition could take about {cost.steps:.1e} "
+                                      f"steps, more than Guard's bound of {MAX_STEPS:,}")
         try:
             result = self.program.execute(dict(bindings))
         except KeyError as exc:
@@ -207,10 +263,19 @@ class Condition:
         except IndexError as exc:
             raise EvaluationError(f"index out of range: {exc}") from None
         except (TypeError, ValueError, RuntimeError, ArithmeticError) as exc:
-            raise EvaluationError(str(exc).splitlines()[0][:240]) from None
+            raise EvaluationError(_first_line(exc)) from None
+        except BaseException as exc:
+            if not _is_panic(exc):
+                raise
+            raise EvaluationError(f"CEL failed on it ({type(exc).__name__}: {_first_line(exc)})") from None
         if not isinstance(result, bool):
             raise EvaluationError(f"the condition gave {type(result).__name__} {result!r}, not true or false")
         return result
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:240] if text else type(exc).__name__
 
 
 def metric_binding(metric: Mapping[str, Any]) -> dict[str, Any]:

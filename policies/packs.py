@@ -16,7 +16,8 @@ control's text is never copied between packs. A pack file::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,24 @@ def load_pack(name_or_path: str | Path) -> Pack:
     """
     if isinstance(name_or_path, str) and name_or_path in available_packs():
         return _shipped(name_or_path)
-    return _load(name_or_path, base=None, stack=())
+    return _load(name_or_path, base=None, stack=(), loaded=_Loaded())
 
 
 @cache
 def _shipped(name: str) -> Pack:
     """Shipped packs never change while Guard runs: parse each once per process."""
-    return _load(name, base=None, stack=())
+    return _load(name, base=None, stack=(), loaded=_Loaded())
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """The pack files one load has read, by real path: each is read and checked once, however
+    many select rules name it (a pack selecting 1,000 times from one that selects 1,000 times
+    from a third reads three files, not a million), and a failed one lists its problems once."""
+
+    packs: dict[str, Pack] = field(default_factory=dict)
+    failed: dict[str, PolicyError] = field(default_factory=dict)
+    reported: dict[int, PolicyError] = field(default_factory=dict)
 
 
 def _resolve(name_or_path: str | Path, base: Path | None) -> Any:
@@ -78,25 +90,58 @@ def _resolve(name_or_path: str | Path, base: Path | None) -> Any:
     path = Path(text)
     if base is not None and not path.is_absolute():
         path = base / path
-    if not path.exists():
+    try:
+        found = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        raise PolicyError(Problem(text, None, f"no such pack: {exc}")) from None
+    if not found:
         shipped = ", ".join(available_packs())
         raise PolicyError(Problem(text, None, f"no such pack: not a shipped pack ({shipped}) nor a file"))
     return path
 
 
-def _load(name_or_path: str | Path, base: Path | None, stack: tuple[str, ...]) -> Pack:
+def _load(name_or_path: str | Path, base: Path | None, stack: tuple[str, ...], loaded: _Loaded) -> Pack:
     resource = _resolve(name_or_path, base)
     file = str(resource)
-    if file in stack:
-        cycle = " -> ".join((*stack, file))
+    key = os.path.realpath(resource) if isinstance(resource, Path) else file
+    if key in stack:
+        cycle = " -> ".join((*stack, key))
         raise PolicyError(Problem(file, None, f"packs select from each other in a cycle: {cycle}"))
-    doc = load_yaml(resource)
+    if key in loaded.packs:
+        return loaded.packs[key]
+    if key in loaded.failed:
+        raise loaded.failed[key]
     folder = Path(file).parent if isinstance(resource, Path) else None
-    return _parse_pack(doc, file, folder, (*stack, file), load_catalogue())
+    try:
+        doc = load_yaml(resource, "policy pack")
+        pack = _parse_pack(doc, file, folder, (*stack, key), load_catalogue(), loaded)
+    except PolicyError as exc:
+        loaded.failed[key] = exc
+        raise
+    loaded.packs[key] = pack
+    return pack
+
+
+def _text(doc: LocatedDict, key: str, file: str, problems: list[Problem]) -> str | None:
+    """An optional text field (title, description); a list or mapping there is a problem."""
+    value = doc.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    problems.append(Problem(file, doc.line_of(key), f"'{key}' must be text, not {_kind(value)}"))
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
 
 
 def _parse_pack(
-    doc: Any, file: str, folder: Path | None, stack: tuple[str, ...], catalogue: Catalogue
+    doc: Any, file: str, folder: Path | None, stack: tuple[str, ...], catalogue: Catalogue,
+    loaded: _Loaded,
 ) -> Pack:
     if not isinstance(doc, LocatedDict):
         need = "a pack file must be a mapping with 'pack' and 'controls' or 'select'"
@@ -109,12 +154,12 @@ def _parse_pack(
     if not isinstance(name, str) or not name:
         problems.append(Problem(file, doc.line_of("pack"), "'pack' must name the pack"))
         name = Path(file).stem
-    framework = doc.get("framework")
-    if framework is not None and framework not in catalogue.frameworks:
-        problems.append(Problem(file, doc.line_of("framework"), f"unknown framework '{framework}'"))
+    title = _text(doc, "title", file, problems)
+    description = _text(doc, "description", file, problems)
+    framework = _framework(doc, file, catalogue, problems)
     controls: list[Control] = []
     seen: dict[str, Control] = {}
-    for control, line in _selected(doc, file, folder, stack, problems):
+    for control, line in _selected(doc, file, folder, stack, loaded, problems):
         _add(control, line, file, controls, seen, problems)
     for control, line in _own(doc, file, catalogue, problems):
         _add(control, line, file, controls, seen, problems)
@@ -124,12 +169,25 @@ def _parse_pack(
         raise PolicyError(problems)
     return Pack(
         name=name,
-        title=str(doc.get("title", name)),
-        description=" ".join(str(doc.get("description", "")).split()),
+        title=title or name,
+        description=" ".join((description or "").split()),
         framework=framework,
         controls=tuple(controls),
         file=file,
     )
+
+
+def _framework(rule: LocatedDict, file: str, catalogue: Catalogue, problems: list[Problem]) -> str | None:
+    framework = rule.get("framework")
+    if framework is None:
+        return None
+    if not isinstance(framework, str) or framework not in catalogue.frameworks:
+        shown = framework if isinstance(framework, str) else _kind(framework)
+        known = ", ".join(catalogue.frameworks)
+        problems.append(Problem(file, rule.line_of("framework"),
+                                f"unknown framework '{shown}' (known: {known})"))
+        return None
+    return framework
 
 
 def _add(
@@ -169,7 +227,8 @@ def _own(
 
 
 def _selected(
-    doc: LocatedDict, file: str, folder: Path | None, stack: tuple[str, ...], problems: list[Problem]
+    doc: LocatedDict, file: str, folder: Path | None, stack: tuple[str, ...], loaded: _Loaded,
+    problems: list[Problem],
 ) -> list[tuple[Control, int | None]]:
     if "select" not in doc:
         return []
@@ -188,17 +247,20 @@ def _selected(
             known = ", ".join(SELECT_KEYS)
             problems.append(Problem(file, rule.line_of(key), f"unknown key '{key}' (known: {known})"))
         try:
-            source = _load(rule["from"], folder, stack) if rule["from"] not in available_packs() \
+            source = _load(rule["from"], folder, stack, loaded) if rule["from"] not in available_packs() \
                 else _shipped(rule["from"])
         except PolicyError as exc:
-            problems.append(Problem(file, rule.line_of("from"), f"cannot select from '{rule['from']}':"))
-            problems.extend(exc.problems)
+            first = id(exc) not in loaded.reported
+            loaded.reported[id(exc)] = exc
+            shown = ":" if first else " (its problems are listed above)"
+            problems.append(Problem(file, rule.line_of("from"),
+                                    f"cannot select from '{rule['from']}'{shown}"))
+            if first:
+                problems.extend(exc.problems)
             continue
         chosen = list(source.controls)
-        framework = rule.get("framework")
+        framework = _framework(rule, file, load_catalogue(), problems)
         if framework is not None:
-            if framework not in load_catalogue().frameworks:
-                problems.append(Problem(file, rule.line_of("framework"), f"unknown framework '{framework}'"))
             chosen = [c for c in chosen if framework in c.references]
         ids = rule.get("ids")
         if ids is not None:

@@ -10,19 +10,21 @@ every control that declares the name, or for one control in a sub-table named by
     min_robust_accuracy = 0.7            # this control only (wins over the line above)
 
 A name that no loaded control declares is an error naming the file and line: a misspelt
-override must not silently leave the default in force.
+override must not silently leave the default in force. So is a value out of its range (a
+rate outside [0, 1], a count below 0, any number not finite; see
+:data:`~guard.policies.controls.THRESHOLD_RANGES`), checked when the overrides load, before
+any attack runs.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard.policies.controls import Control
-from guard.policies.source import PolicyError, Problem, read_text, toml_line
+from guard.policies.controls import Control, threshold_problem
+from guard.policies.source import PolicyError, Problem, load_toml_text, read_text, toml_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,10 @@ class ThresholdOverrides:
             return [Problem(self.file, self._line(name), message)]
         if not _same_kind(declared[name], value):
             return [Problem(self.file, self._line(name), f"threshold '{name}' must be like its default "
-                                                         f"{declared[name]!r}, got {value!r}")]
+                                                         f"{declared[name]!r}, got {_shown(value)}")]
+        wrong = threshold_problem(name, value)
+        if wrong is not None:
+            return [Problem(self.file, self._line(name), f"threshold '{name}' {wrong}")]
         return []
 
     def for_control(self, control: Control) -> dict[str, Any]:
@@ -97,21 +102,24 @@ def _same_kind(default: Any, value: Any) -> bool:
     return _kind(default) == _kind(value)
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({_kind(value)})"
+
+
 def load_thresholds(path: Path) -> ThresholdOverrides:
     """Overrides from a pyproject.toml (``[tool.guard.thresholds]``) or a guard.toml
     (``[guard.thresholds]`` or a top-level ``[thresholds]``); none there is no override."""
     file = str(path)
-    text = read_text(Path(path), file)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(Problem(file, None, f"not valid TOML: {exc}")) from None
-    if Path(path).name == "pyproject.toml":
-        table = doc.get("tool", {}).get("guard", {}).get("thresholds", {})
-    else:
-        table = doc.get("guard", doc).get("thresholds", {})
-    if not isinstance(table, dict):
-        raise PolicyError(Problem(file, toml_line(text, "thresholds"), "'thresholds' must be a table"))
+    text = read_text(Path(path), file, "thresholds file")
+    doc = load_toml_text(text, file)
+    keys = ("tool", "guard", "thresholds") if Path(path).name == "pyproject.toml" else (
+        ("guard", "thresholds") if isinstance(doc.get("guard"), dict) else ("thresholds",))
+    table: Any = doc
+    for key in keys:
+        table = table.get(key, {})
+        if not isinstance(table, dict):
+            raise PolicyError(Problem(file, toml_line(text, key), f"'{key}' must be a table"))
     return ThresholdOverrides.from_mapping(table, file=file, text=text)
 
 

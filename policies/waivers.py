@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guard.policies.source import LocatedDict, LocatedList, PolicyError, Problem, load_yaml_text, read_text
+from guard.policies.source import (
+    LocatedDict,
+    LocatedList,
+    PolicyError,
+    Problem,
+    load_toml_text,
+    load_yaml_text,
+    read_text,
+)
 
 WAIVER_KEYS = ("control", "target", "reason", "approver", "expires")
 
@@ -72,12 +79,9 @@ def load_waivers(path: Path) -> list[Waiver]:
     """Waivers from a YAML or TOML file (by suffix), each checked with its line."""
     path = Path(path)
     file = str(path)
-    text = read_text(path, file)
+    text = read_text(path, file, "waivers file")
     if path.suffix.lower() == ".toml":
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(Problem(file, None, f"not valid TOML: {exc}")) from None
+        doc = load_toml_text(text, file)
         entries = doc.get("waivers", doc.get("waiver"))
         headers = [n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[waiver")]
         lines: list[int | None] = [*headers]
