@@ -216,3 +216,15 @@ def test_an_error_naming_a_hostile_file_prints_it_visibly(tmp_path: Path) -> Non
                           "--clip", "0,1")
     assert code == 2 and "\x1b" not in output and "\u202e" not in output
     assert "m\\x1b[2J<U+202E>gnp.pt" in output, output
+
+
+@pytest.mark.parametrize("args", [["--eps", "1e-320"], ["--eps", "1e308"], ["--steps", str(2**63 - 1)],
+                                  ["--seed", "-1"], ["--seed", str(2**63)]])
+def test_bad_numbers_stop_the_audit_before_the_demo_models_are_built(
+        args: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def never() -> None:
+        raise AssertionError("the demo targets were built before the settings were checked")
+
+    monkeypatch.setattr("guard.cli.audit._demo_files", never)
+    code, output = invoke("audit", "--demo", *args, "--out", str(tmp_path / "o"))
+    assert code == 2 and len(output.strip().splitlines()) == 1, output

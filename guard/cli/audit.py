@@ -92,6 +92,7 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
         scoped=scoped,
         seed=opts.seed if opts.seed is not None else 0,
     )
+    plan.validate()  # every setting's name and range, before the demo models are even built
     targets = _demo_files() if demo else [_files(opts)]
     outcome = service.audit(targets, plan, setup, fail_on=fail_on,
                             progress=lambda name: progress_reporter(name, show_progress))
