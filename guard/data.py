@@ -20,7 +20,6 @@ import hashlib
 import io
 import math
 import os
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from typing import IO, Any
 import numpy as np
 
 from guard.errors import DataError
+from guard.fsio import NotRegularFile, open_regular
 from guard.limits import describe, human_bytes, limit
 from guard.npz import first_line as _first_line
 from guard.npz import plain as _plain
@@ -107,19 +107,17 @@ def make_dataset(
 def _open_regular(path: Path) -> Iterator[IO[bytes]]:
     """The data file, opened without blocking (a FIFO would wait for a writer) and checked
     through the descriptor to be a regular file within ``data_bytes``."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd, info = open_regular(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except NotRegularFile as exc:
+        if exc.kind == "a folder":
+            raise DataError(f"{path}: is a directory") from None
+        raise DataError(f"{path}: is {exc.kind}, not a regular file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
     try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise DataError(f"{path}: is a directory")
-        if not stat.S_ISREG(info.st_mode):
-            raise DataError(f"{path}: is a FIFO, device or socket, not a regular file")
         if info.st_size > limit("data_bytes"):
             raise DataError(f"{path}: {human_bytes(info.st_size)} on disk, larger than the "
                             f"{describe('data_bytes')}")

@@ -112,16 +112,22 @@ def fsync_folder(folder: Path) -> None:
 
 
 class NotRegularFile(OSError):
-    """The path names a FIFO, a device, a socket or a folder: nothing Guard reads as a file."""
+    """The path names a FIFO, a device, a socket or a folder: nothing Guard reads as a file.
+
+    ``kind`` says which, as a phrase ("a folder", "a FIFO, device or socket")."""
+
+    def __init__(self, path: Path | str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.kind = kind
 
 
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """The whole content of a regular file, read once.
+def open_regular(path: Path | str) -> tuple[int, os.stat_result]:
+    """A descriptor of ``path`` and its ``fstat``, once it is known to be a regular file.
 
-    The file is opened without blocking (a FIFO would otherwise wait forever for a writer)
-    and checked to be a regular file through the open descriptor, so a file swapped for a
-    FIFO after a check cannot slip through. Raises :class:`NotRegularFile` for anything
-    else, ``OSError`` for an unreadable file, and ``ValueError`` for one over ``limit`` bytes.
+    Opened without blocking (a FIFO would otherwise wait forever for a writer) and checked
+    through the open descriptor, so a file swapped for a FIFO after a check cannot slip
+    through. Raises :class:`NotRegularFile` (the descriptor closed) for anything else, and
+    ``OSError`` for a path that cannot be opened. The caller closes the descriptor.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
@@ -129,7 +135,21 @@ def read_regular_file(path: Path, limit: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
-            raise NotRegularFile(f"{path} is {kind}, not a regular file")
+            raise NotRegularFile(path, kind)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The whole content of a regular file (:func:`open_regular`), read once.
+
+    Raises :class:`NotRegularFile` for anything but a regular file, ``OSError`` for an
+    unreadable file, and ``ValueError`` for one over ``limit`` bytes.
+    """
+    fd, info = open_regular(path)
+    try:
         if info.st_size > limit:
             raise ValueError(f"{path} is {info.st_size} bytes, over the {limit}-byte limit")
         chunks: list[bytes] = []
@@ -166,7 +186,7 @@ def read_input(path: Path | str, what: str, limit_name: str) -> bytes:
     except FileNotFoundError:
         raise InputFileError(f"{what} {path}: no such file") from None
     except NotRegularFile as exc:
-        raise InputFileError(f"{what} {path}: {_kind_of(path, exc)}, not a regular file") from None
+        raise InputFileError(f"{what} {path}: is {exc.kind}, not a regular file") from None
     except ValueError:
         raise InputFileError(f"{what} {path}: larger than the {describe(limit_name)}") from None
     except OSError as exc:
@@ -182,8 +202,3 @@ def read_input_text(path: Path | str, what: str, limit_name: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputFileError(f"{what} {path}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _kind_of(path: Path, exc: NotRegularFile) -> str:
-    text = str(exc)
-    return "is a folder" if "a folder" in text else "is a FIFO, device or socket"

@@ -16,7 +16,6 @@ could make the same signature cover different bytes on another machine.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -56,14 +55,12 @@ def sha256_file(path: Path) -> str:
     after the caller's check raises :class:`~guard.fsio.NotRegularFile` instead of waiting
     forever for a writer.
     """
-    from guard.fsio import NotRegularFile
+    from guard.fsio import open_regular
 
     digest = hashes.Hash(hashes.SHA256())
     buf = memoryview(bytearray(_READ_CHUNK))
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd, _ = open_regular(path)
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{path} is not a regular file")
         while n := fh.readinto(buf):
             digest.update(buf[:n])
     return digest.finalize().hex()
