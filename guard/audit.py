@@ -54,6 +54,7 @@ from guard.validity import add_validity_flags
 FAIL_ON = (*SEVERITY_ORDER, "never")
 """The one ``--fail-on`` vocabulary of every command: a severity, or ``never`` (exit 0)."""
 DEFAULT_FAIL_ON = "high"
+PROFILES = ("quick", "thorough")
 _EMPTY: Mapping[str, Any] = types.MappingProxyType({})
 
 
@@ -88,9 +89,19 @@ class AuditPlan:
     probe_settings: Mapping[str, Any] = field(default_factory=dict)
     scoped: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int = 0
+    profile: str = "quick"
+    """``quick`` runs the default probes; ``thorough`` adds the slow ones (poisoning
+    simulations that retrain the model) where the target offers what they need."""
 
     def __post_init__(self) -> None:
         SEED.check("seed", self.seed)
+        if self.profile not in PROFILES:
+            raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+
+    def default_model_probes(self) -> list[str]:
+        """The ids of the model probes an audit naming none runs under this profile."""
+        return [c.id for c in probes() if c.stage == "model"
+                and (c.default or (self.profile == "thorough" and c.thorough))]
 
     def _build(self, name: str) -> Probe:
         cls = probe_class(name)
@@ -104,8 +115,8 @@ class AuditPlan:
                 raise ConfigError(f"{name!r} inspects the model file and always runs on one; "
                                   "--attack names model probes")
         names = [c.id for c in probes() if c.stage == "artifact"]
-        names += [probe_class(n).id for n in self.attacks] if self.attacks else [
-            c.id for c in probes() if c.default and c.stage == "model"]
+        names += ([probe_class(n).id for n in self.attacks] if self.attacks
+                  else self.default_model_probes())
         for name in dict.fromkeys([*names, *(probe_class(p).id for p in self.scoped)]):
             self._build(name)
         taken = {n for name in names for n in setting_names(probe_class(name))}
@@ -122,7 +133,7 @@ class AuditPlan:
         if self.attacks:
             chosen = [self._build(name) for name in self.attacks]
         else:
-            chosen = [p for p in (self._build(c.id) for c in probes() if c.default and c.stage == "model")
+            chosen = [p for p in (self._build(name) for name in self.default_model_probes())
                       if p.applies_to(target)]
         for probe in chosen:
             probe.check(target)
@@ -139,6 +150,8 @@ class ModelFiles:
     arch: str | None = None
     label_column: str | None = None
     name: str | None = None
+    train_data: Path | None = None
+    """A separate training-data file (``--train-data``), for the probes that retrain."""
 
 
 # -- how it is judged ------------------------------------------------------------------------------
@@ -331,7 +344,7 @@ def load_files(files: ModelFiles, plan: AuditPlan) -> tuple[Target, list[Evidenc
     target = build_target(
         files.model, files.data, arch=files.arch, clip=files.clip, label_column=files.label_column,
         unsafe_allow_pickle=bool(scan.get("unsafe_allow_pickle", False)), name=files.name,
-        model_bytes=artifact.content,
+        model_bytes=artifact.content, train_data=files.train_data,
     )
     return target, evidence
 

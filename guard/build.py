@@ -55,12 +55,14 @@ def build_target(
     unsafe_allow_pickle: bool = False,
     name: str | None = None,
     model_bytes: bytes | None = None,
+    train_data: Path | str | None = None,
 ) -> Target:
     """Load a model file and a data file safely and check that they fit each other.
 
     ``model_bytes`` is the model's content already in memory (read and scanned once, or
     decrypted from ``model_path``, say ``model.pt.enc``, then loaded as the file named
-    without ``.enc``).
+    without ``.enc``). ``train_data`` is a separate training-data file: its ``x_train`` and
+    ``y_train`` (or, without them, its ``x`` and ``y``) replace the data file's own.
     """
     clip_range = checked_clip(clip)
     model_path = Path(model_path)
@@ -69,6 +71,9 @@ def build_target(
     loaded = load_model(shown, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle, data=model_bytes)
     data_path = Path(data_path)
     dataset = load_data(data_path, label_column=label_column)
+    train_digest = None
+    if train_data is not None:
+        dataset, train_digest = _with_train_data(dataset, Path(train_data), label_column)
     target = _assemble(
         loaded.obj,
         dataset,
@@ -82,7 +87,21 @@ def build_target(
     )
     data_digest = dataset.sha256 or file_sha256(data_path)  # taken through the descriptor that read it
     target.digests = {"model": f"sha256:{model_digest}", "data": f"sha256:{data_digest}"}
+    if train_digest is not None:
+        target.digests["train_data"] = f"sha256:{train_digest}"
     return target
+
+
+def _with_train_data(dataset: Dataset, path: Path, label_column: str | None) -> tuple[Dataset, str | None]:
+    """The dataset with its training arrays taken from ``path`` (checked like the rest)."""
+    train = load_data(path, label_column=label_column)
+    x, y = (train.x_train, train.y_train) if train.x_train is not None else (train.x_eval, train.y_eval)
+    if x.shape[1:] != dataset.x_eval.shape[1:]:
+        raise DataError(f"{path}: training samples have shape {x.shape[1:]}, the evaluation data's "
+                        f"have {dataset.x_eval.shape[1:]}")
+    merged = make_dataset(dataset.x_eval, dataset.y_eval, x_train=x, y_train=y,
+                          feature_names=dataset.feature_names)
+    return merged, train.sha256
 
 
 def file_sha256(path: Path) -> str:

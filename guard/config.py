@@ -57,6 +57,10 @@ class AuditOptions:
     passphrase_env: str | None = None
     verify_with: str | None = None
     manifest: str | None = None
+    train_data: str | None = None
+    trainer: str | None = None
+    data_manifest: str | None = None
+    profile: str | None = None
     probes: dict[str, dict[str, Any]] | None = None
     """``[probes.<id or alias>]`` tables: one probe's settings (checked when the plan is built)."""
 
@@ -67,7 +71,8 @@ class AuditOptions:
 
 
 _STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name", "waivers", "baseline",
-             "fail_on", "key", "key_env", "passphrase_env", "verify_with", "manifest"}
+             "fail_on", "key", "key_env", "passphrase_env", "verify_with", "manifest",
+             "train_data", "trainer", "data_manifest", "profile"}
 _INT_KEYS = {"steps", "samples", "batch_size", "seed"}
 _LIST_STR_KEYS = {"attacks", "format", "policy"}
 
@@ -122,7 +127,7 @@ def options_from_table(table: dict[str, Any], where: str) -> AuditOptions:
     values: dict[str, Any] = {}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
-        if key in {"thresholds", "profile", "report", "strictness"}:  # policy engine, pytest plugin
+        if key in {"thresholds", "report", "strictness"}:  # policy engine, pytest plugin
             continue
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{raw_key}' (known: {', '.join(sorted(known))})")

@@ -64,20 +64,30 @@ def digits_split(seed: int = DEMO_SEED, image: bool = True) -> DigitsSplit:
 
 def train_cnn(split: DigitsSplit, seed: int = DEMO_SEED, epochs: int = 15) -> DigitsCNN:
     """Adam, batch 64: about 98% test accuracy in a few seconds on 2 cores."""
+    return train_digits(split.x_train, split.y_train, seed, epochs=epochs)
+
+
+def train_digits(x: np.ndarray, y: np.ndarray, seed: int, epochs: int = 15) -> DigitsCNN:
+    """The demo CNN's training recipe as a ``--trainer``: ``guard.demo:train_digits`` is
+    called as ``train(x, y, seed) -> nn.Module`` by the poisoning probes."""
     torch.manual_seed(seed)
     model = DigitsCNN()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x = torch.as_tensor(split.x_train)
-    y = torch.as_tensor(split.y_train)
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
-        for batch in torch.split(torch.randperm(len(y), generator=gen), 64):
+        for batch in torch.split(torch.randperm(len(yt), generator=gen), 64):
             opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            loss = nn.functional.cross_entropy(model(xt[batch]), yt[batch])
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     return model.eval()
+
+
+DEMO_TRAINER = "guard.demo:train_digits"
+"""The ``--trainer`` of the demo CNN (``guard audit --demo --attack backdoor`` uses it)."""
 
 
 def train_svc(split: DigitsSplit) -> object:

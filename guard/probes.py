@@ -49,6 +49,10 @@ BUILTIN_MODULES = (
     "guard.attacks.evasion.gradient",
     "guard.attacks.evasion.apgd",
     "guard.attacks.evasion.hopskipjump",
+    "guard.attacks.poisoning.model_scan",
+    "guard.defenses.poison.probe",
+    "guard.defenses.provenance.probe",
+    "guard.attacks.poisoning.susceptibility",
 )
 """Guard's own probes, in the order an audit runs them (artifact probes first)."""
 
@@ -178,6 +182,8 @@ class Probe(ABC):
     stage: ClassVar[str] = "model"
     default: ClassVar[bool] = False
     """Whether an audit runs it when the user names no probe (for targets it applies to)."""
+    thorough: ClassVar[bool] = False
+    """Whether the thorough profile adds it to the default probes (slow: it retrains, say)."""
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = self.settings_type() if settings is None else settings

@@ -77,3 +77,38 @@ def format_rate(metric: Mapping[str, Any] | None) -> str:
     if isinstance(ci, list | tuple) and len(ci) == 2:
         return f"{value:.1%} [{float(ci[0]):.1%}, {float(ci[1]):.1%}]"
     return f"{value:.1%}"
+
+
+def paired_difference(first: Any, second: Any, z: float = Z95) -> Metric:
+    """The difference of two proportions measured on the same samples (``first`` and
+    ``second`` are per-sample booleans, e.g. "model A was right", "model B was right"), with
+    Newcombe's hybrid score interval for paired data (Newcombe 1998, Statistics in Medicine
+    17:2635, method 10, with its continuity-corrected phi): each proportion's Wilson
+    interval, combined through the correlation of the pairs."""
+    import numpy as np
+
+    a_ok = np.asarray(first, dtype=bool)
+    b_ok = np.asarray(second, dtype=bool)
+    if a_ok.shape != b_ok.shape or a_ok.ndim != 1:
+        raise ValueError("paired_difference needs two 1-D boolean arrays of the same length")
+    n = len(a_ok)
+    if n == 0:
+        raise ValueError("paired_difference needs n > 0")
+    both = int(np.sum(a_ok & b_ok))
+    only_a = int(np.sum(a_ok & ~b_ok))
+    only_b = int(np.sum(~a_ok & b_ok))
+    neither = n - both - only_a - only_b
+    p1, p2 = (both + only_a) / n, (both + only_b) / n
+    l1, u1 = wilson_interval(both + only_a, n, z)
+    l2, u2 = wilson_interval(both + only_b, n, z)
+    denom = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    cross = both * neither - only_a * only_b
+    if denom == 0:
+        phi = 0.0
+    else:
+        corrected = max(cross - n / 2, 0.0) if cross > 0 else cross
+        phi = corrected / math.sqrt(denom)
+    theta = p1 - p2
+    delta = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    eps = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    return Metric(value=theta, n=n, ci95=(max(-1.0, theta - delta), min(1.0, theta + eps)))

@@ -91,11 +91,35 @@ FIXTURES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "extraction.copycat": _extraction("extraction.copycat"),
     "extraction.knockoff": _extraction("extraction.knockoff"),
-    "poisoning.backdoor_scan": (
-        simple("poisoning.backdoor_scan", {"method": "activation_clustering"},
-               backdoor_detected=metric(0.0), suspicious_fraction=metric(0.0, 1000, (0.0, 0.0038))),
-        simple("poisoning.backdoor_scan", {"method": "activation_clustering"},
-               backdoor_detected=metric(1.0), suspicious_fraction=metric(0.1, 1000, (0.083, 0.12))),
+    "poisoning.model_scan": (
+        simple("poisoning.model_scan", {"method": "neural_cleanse"}, backdoor_detected=metric(0.0),
+               anomaly_index=metric(1.2), trigger_success=metric(0.4, 300, (0.346, 0.456))),
+        simple("poisoning.model_scan", {"method": "neural_cleanse", "suspected_target": 0},
+               backdoor_detected=metric(1.0), anomaly_index=metric(4.1),
+               trigger_success=metric(0.99, 300, (0.971, 0.997))),
+    ),
+    "poisoning.detection": (
+        simple("poisoning.detection", {"method": "robust_core"}, backdoor_detected=metric(0.0),
+               suspicious_fraction=metric(0.002, 1197, (0.0005, 0.0061)), flagged=metric(2.0)),
+        simple("poisoning.detection", {"method": "robust_core", "suspected_targets": [0]},
+               backdoor_detected=metric(1.0), suspicious_fraction=metric(0.1, 1197, (0.084, 0.118)),
+               flagged=metric(120.0)),
+    ),
+    "poisoning.backdoor": (
+        simple("poisoning.backdoor", {"rate": 0.01}, attack_success_rate=metric(0.05, 540, (0.035, 0.071)),
+               clean_accuracy=metric(0.98, 600, (0.965, 0.989))),
+        simple("poisoning.backdoor", {"rate": 0.01}, attack_success_rate=metric(0.71, 540, (0.67, 0.75)),
+               clean_accuracy=metric(0.98, 600, (0.965, 0.989))),
+    ),
+    "poisoning.label_flip": (
+        simple("poisoning.label_flip", {"rate": 0.1}, accuracy_drop=metric(0.01, 600, (-0.005, 0.023))),
+        simple("poisoning.label_flip", {"rate": 0.1}, accuracy_drop=metric(0.12, 600, (0.09, 0.15))),
+    ),
+    "data.provenance": (
+        simple("data.provenance", {"manifest": "train.manifest.json"}, verified=metric(1.0),
+               covers_audit_data=metric(1.0), rows_changed=metric(0.0, 1197, (0.0, 0.0032))),
+        simple("data.provenance", {"manifest": "train.manifest.json"}, verified=metric(0.0),
+               covers_audit_data=metric(1.0), rows_changed=metric(0.0008, 1197, (0.0001, 0.0047))),
     ),
     "data.pii_scan": (
         simple("data.pii_scan", {"path": "train.csv"}, pii_findings=metric(0.0),

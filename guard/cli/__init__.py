@@ -83,12 +83,14 @@ def cli() -> None:
 def _register() -> None:
     from guard.cli.audit import audit
     from guard.cli.crypto import COMMANDS as CRYPTO_COMMANDS
+    from guard.cli.data import data
     from guard.cli.policy import policy
     from guard.cli.probes import probes
     from guard.cli.report import report
     from guard.cli.scan import scan
 
     cli.add_command(audit)
+    cli.add_command(data)
     cli.add_command(policy)
     cli.add_command(probes)
     cli.add_command(report)

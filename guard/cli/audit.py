@@ -21,8 +21,9 @@ from guard.errors import ConfigError
 DEFAULT_OUT = "guard-report"
 DEFAULT_FORMATS = ("json", "html")
 DEMO_POLICIES = ("baseline", "gdpr", "ccpa")
-SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size")
-"""Options that set the same-named setting of every probe declaring it (the evasion family)."""
+SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size", "trainer")
+"""Options that set the same-named setting of every probe declaring it (the evasion family;
+``--trainer`` for the poisoning simulations)."""
 
 
 @click.command()
@@ -33,6 +34,15 @@ SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size")
 @click.option("--data", help="Evaluation data: .npz with x, y (and x_train, y_train) or .csv.")
 @click.option("--clip", help="Input range 'LO,HI', or 'none' for unbounded features. Required.")
 @click.option("--label-column", help="The label column of a .csv data file.")
+@click.option("--train-data", help="Training data for the probes that retrain or inspect it (.npz with "
+              "x_train, y_train or x, y; or .csv); default: x_train, y_train of --data.")
+@click.option("--trainer", help="MODULE:FUNCTION training a PyTorch model, called as train(x, y, seed) "
+              "-> nn.Module (poisoning simulations; scikit-learn models retrain by clone and fit).")
+@click.option("--data-manifest", help="A manifest from guard data manifest: verify the training data "
+              "against it (file by file, row by row).")
+@click.option("--profile", type=click.Choice(["quick", "thorough"]),
+              help="quick (default): the default probes; thorough: also the poisoning simulations, "
+              "which retrain the model.")
 @click.option("--attack", "attacks", multiple=True,
               help="A model probe by id or alias, e.g. pgd (repeatable; `guard probes` lists them; "
               "default: by model type).")
@@ -86,12 +96,17 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
     scoped = _scoped(opts, spec, on_command_line)
     for probe_id, values in parse_set(sets).items():
         scoped.setdefault(probe_id, {}).update(values)
+    shared = {k: getattr(opts, k) for k in SHARED_SETTINGS if getattr(opts, k) is not None}
     plan = service.AuditPlan(
-        attacks=opts.attacks or None,
-        probe_settings={k: getattr(opts, k) for k in SHARED_SETTINGS if getattr(opts, k) is not None},
-        scoped=scoped,
-        seed=opts.seed if opts.seed is not None else 0,
+        attacks=opts.attacks or None, probe_settings=shared, scoped=scoped,
+        seed=opts.seed if opts.seed is not None else 0, profile=opts.profile or "quick",
     )
+    if demo and "trainer" not in shared and _takes(plan, "trainer"):
+        from dataclasses import replace
+
+        from guard.demo import DEMO_TRAINER
+
+        plan = replace(plan, probe_settings={**shared, "trainer": DEMO_TRAINER})
     plan.validate()  # every setting's name and range, before the demo models are even built
     targets = _demo_files() if demo else [_files(opts)]
     outcome = service.audit(targets, plan, setup, fail_on=fail_on,
@@ -101,6 +116,14 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
         print_findings(outcome)
     write_report_set(outcome.results, out, formats)
     return outcome.return_code()
+
+
+def _takes(plan: Any, setting: str) -> bool:
+    """Whether a model probe the plan runs declares ``setting``."""
+    from guard.probes import probe_class, setting_names
+
+    names = plan.attacks or plan.default_model_probes()
+    return any(setting in setting_names(probe_class(name)) for name in names)
 
 
 def _options(flags: dict[str, Any], config_path: Path | None) -> tuple[AuditOptions, Path | None]:
@@ -127,9 +150,12 @@ def _scoped(opts: AuditOptions, spec: Path | None,
         "supply_chain.encryption": {"key": opts.key, "key_env": opts.key_env,
                                     "passphrase_env": opts.passphrase_env},
         "supply_chain.scan": {"unsafe_allow_pickle": opts.unsafe_allow_pickle},
+        "data.provenance": {"manifest": opts.data_manifest},
     }
     for probe_id, values in given.items():
-        scoped.setdefault(probe_id, {}).update({k: v for k, v in values.items() if v is not None})
+        chosen = {k: v for k, v in values.items() if v is not None}
+        if chosen:
+            scoped.setdefault(probe_id, {}).update(chosen)
     return scoped
 
 
@@ -147,7 +173,7 @@ def _files(opts: AuditOptions) -> Any:
         )
     return ModelFiles(model=Path(opts.model), data=Path(opts.data),  # type: ignore[arg-type]
                       clip=parse_clip(opts.clip), arch=opts.arch, label_column=opts.label_column,
-                      name=opts.name)
+                      name=opts.name, train_data=Path(opts.train_data) if opts.train_data else None)
 
 
 def _demo_files() -> list[Any]:

@@ -1,0 +1,1 @@
+"""Poisoned-sample detection on a training set: representations, robust cores, tabular checks."""

@@ -1,0 +1,22 @@
+"""``guard data``: checks of a training set itself, without auditing a model's robustness.
+
+``manifest`` and ``verify`` (:mod:`guard.cli.data_provenance`) record and check the SHA-256
+of every file and row; ``detect-poison`` (:mod:`guard.cli.data_poison`) scores every sample
+for signs of poisoning.
+"""
+
+from __future__ import annotations
+
+import click
+
+from guard.cli.data_poison import COMMANDS as POISON_COMMANDS
+from guard.cli.data_provenance import COMMANDS as PROVENANCE_COMMANDS
+
+
+@click.group()
+def data() -> None:
+    """Check training data: provenance manifests and poisoned-sample detection."""
+
+
+for _command in (*PROVENANCE_COMMANDS, *POISON_COMMANDS):
+    data.add_command(_command)
