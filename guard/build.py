@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from guard.data import Dataset, load_data, make_dataset
+from guard.data import Dataset, load_data, load_training_data, make_dataset
 from guard.errors import ConfigError, DataError, TargetMismatchError
 from guard.models.loading import load_model
 from guard.target import InputSpec, ModelAdapter, Target
@@ -94,14 +94,13 @@ def build_target(
 
 def _with_train_data(dataset: Dataset, path: Path, label_column: str | None) -> tuple[Dataset, str | None]:
     """The dataset with its training arrays taken from ``path`` (checked like the rest)."""
-    train = load_data(path, label_column=label_column)
-    x, y = (train.x_train, train.y_train) if train.x_train is not None else (train.x_eval, train.y_eval)
+    x, y, digest = load_training_data(path, label_column=label_column)
     if x.shape[1:] != dataset.x_eval.shape[1:]:
         raise DataError(f"{path}: training samples have shape {x.shape[1:]}, the evaluation data's "
                         f"have {dataset.x_eval.shape[1:]}")
     merged = make_dataset(dataset.x_eval, dataset.y_eval, x_train=x, y_train=y,
                           feature_names=dataset.feature_names)
-    return merged, train.sha256
+    return merged, digest
 
 
 def file_sha256(path: Path) -> str:

@@ -75,6 +75,24 @@ def load_data(path: Path, *, label_column: str | None = None) -> Dataset:
         return replace(dataset, sha256=_sha256(path, handle))
 
 
+def load_training_data(path: Path, *, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """A training-set file: an ``.npz`` with ``x_train`` and ``y_train`` (else its ``x`` and
+    ``y``), or a ``.csv`` (with ``label_column``). Returns inputs, labels and the SHA-256 of
+    the bytes read; checked like every data file."""
+    path = Path(path)
+    with _open_regular(path) as handle:
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            dataset = _load_npz(path, handle, training=True)
+        else:
+            dataset = load_data(path, label_column=label_column)
+            return dataset.x_eval, dataset.y_eval, str(dataset.sha256)
+        digest = _sha256(path, handle)
+    if dataset.x_train is not None and dataset.y_train is not None:
+        return dataset.x_train, dataset.y_train, digest
+    return dataset.x_eval, dataset.y_eval, digest
+
+
 def make_dataset(
     x: np.ndarray,
     y: np.ndarray,
@@ -146,18 +164,20 @@ def _sha256(path: Path, handle: IO[bytes]) -> str:
 # -- .npz ----------------------------------------------------------------------------------------
 
 
-def _load_npz(path: Path, handle: IO[bytes]) -> Dataset:
+def _load_npz(path: Path, handle: IO[bytes], training: bool = False) -> Dataset:
     head = handle.read(6)
     if head.startswith(b"\x93NUMPY"):
         raise DataError(f"{path}: a .npy file (one array), not an .npz archive of arrays x and y; "
                         "write one with numpy.savez(path, x=..., y=...)")
     if not head.startswith(b"PK"):
         raise DataError(f"{path}: not an .npz (zip) file" + ("; it is empty" if not head else ""))
-    arrays = read_npz_arrays(path, handle)
+    arrays = read_npz_arrays(path, handle, training=training)
     names = arrays.get("feature_names")
     if names is not None and names.dtype.kind != "U":
         raise DataError(f"{path}: feature_names must be an array of strings")
     try:
+        if "x" not in arrays:  # a training-only file (training=True): its arrays stand in for both
+            arrays = {**arrays, "x": arrays["x_train"], "y": arrays["y_train"]}
         return make_dataset(
             arrays["x"],
             arrays["y"],

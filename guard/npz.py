@@ -38,14 +38,16 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, Valu
                zlib.error, lzma.LZMAError, struct.error)
 
 
-def read_npz_arrays(path: Path, handle: IO[bytes]) -> dict[str, np.ndarray]:
+def read_npz_arrays(path: Path, handle: IO[bytes], *,
+                    training: bool = False) -> dict[str, np.ndarray]:
     """The arrays of the ``.npz`` open as ``handle`` (positioned anywhere), checked before
-    they are read; every failure is a one-line :class:`DataError` naming ``path``."""
+    they are read; every failure is a one-line :class:`DataError` naming ``path``. It must
+    hold ``x`` and ``y``; with ``training``, ``x_train`` and ``y_train`` will do instead."""
     try:
         handle.seek(0)
         _check_zip_directory(path, handle)
         with zipfile.ZipFile(handle) as archive:
-            return _read_arrays(path, archive)
+            return _read_arrays(path, archive, training)
     except _ZIP_ERRORS as exc:
         raise DataError(f"{path}: corrupt or truncated .npz file ({first_line(exc)})") from None
 
@@ -99,7 +101,7 @@ def _check_zip_directory(path: Path, handle: IO[bytes]) -> None:
     handle.seek(0)
 
 
-def _read_arrays(path: Path, archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
+def _read_arrays(path: Path, archive: zipfile.ZipFile, training: bool = False) -> dict[str, np.ndarray]:
     members: dict[str, zipfile.ZipInfo] = {}
     unknown: list[str] = []
     for info in archive.infolist():
@@ -114,7 +116,11 @@ def _read_arrays(path: Path, archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: unexpected arrays {', '.join(sorted(unknown)[:10])}; expected x, y "
                         "and optionally x_train, y_train, feature_names")
     missing = [key for key in ("x", "y") if key not in members]
+    if training and {"x_train", "y_train"} <= set(members):
+        missing = []
     if missing:
+        if training:
+            raise DataError(f"{path}: no training arrays: expected x_train and y_train (or x and y)")
         raise DataError(f"{path}: missing array {' and '.join(missing)}")
     cap = limit("array_bytes")
     declared = sum(info.file_size for info in members.values())

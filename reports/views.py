@@ -5,6 +5,7 @@ models, so the template only lays things out and the wording can be tested witho
 HTML. The input is the plain dicts of report.json (not live objects), so ``guard report``
 re-renders an old audit into the same page. The parts live beside this module:
 :mod:`.evasion` (the sweep), :mod:`.charts` (privacy, extraction, detection charts),
+:mod:`.poisoning` (susceptibility curves, the backdoor scan's reversed trigger),
 :mod:`.compliance` (summary, view by regulation, findings, waivers).
 """
 
@@ -35,6 +36,7 @@ from .evasion import (
     series_settings,
 )
 from .findings import finding_records
+from .poisoning import poisoning_charts
 from .text import plural, text
 
 ENV_LABELS = {
@@ -78,6 +80,7 @@ class TargetView:
     settings: tuple[SeriesSettings, ...]
     charts: tuple[ChartView, ...]
     evidence_charts: tuple[ChartView, ...]
+    poisoning: tuple[ChartView, ...]
     other: tuple[OtherRow, ...]
     flags: tuple[FlagView, ...]
     compliance: ComplianceView
@@ -122,6 +125,7 @@ def _target_view(index: int, audit: Mapping[str, Any]) -> TargetView:
         settings=series_settings(sweeps),
         charts=robustness_charts(sweeps),
         evidence_charts=evidence_charts(measured),
+        poisoning=poisoning_charts(measured),
         other=tuple(other_row(m) for m in measured if m.eps is None),
         flags=flag_views(measured),
         compliance=compliance_view(finding_records(audit), audit.get("gate")),

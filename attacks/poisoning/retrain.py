@@ -40,14 +40,15 @@ def resolve_trainer(spec: str) -> TrainFn:
     except Exception as exc:  # noqa: BLE001  (the user's module: whatever it raises is named)
         raise TrainerError(f"--trainer {spec!r}: cannot import {module_name}: "
                            f"{type(exc).__name__}: {_line(exc)}") from None
-    fn = module
+    fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
             raise TrainerError(f"--trainer {spec!r}: {module_name} has no {attr!r}")
     if not callable(fn):
         raise TrainerError(f"--trainer {spec!r}: {attr} is a {type(fn).__name__}, not a function")
-    return fn  # type: ignore[return-value]
+    trainer: TrainFn = fn
+    return trainer
 
 
 def _line(exc: BaseException) -> str:

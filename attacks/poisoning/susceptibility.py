@@ -167,8 +167,9 @@ class Backdoor(PoisonProbe):
     def check(self, target: Target) -> None:
         super().check(target)
         if self.settings.target_class >= target.model.n_classes:
+            n = target.model.n_classes
             raise ConfigError(f"{self.id}: target_class {self.settings.target_class} is not a class of "
-                              f"the model (it has {target.model.n_classes}: 0 to {target.model.n_classes - 1})")
+                              f"the model (it has {n}: 0 to {n - 1})")
 
     def prepare(self, target: Target, clean: ModelAdapter, x: np.ndarray, y: np.ndarray) -> None:
         x_train, y_train = training_data(target)
