@@ -60,6 +60,7 @@ class AuditOptions:
     train_data: str | None = None
     trainer: str | None = None
     data_manifest: str | None = None
+    data_manifest_key: str | None = None
     profile: str | None = None
     probes: dict[str, dict[str, Any]] | None = None
     """``[probes.<id or alias>]`` tables: one probe's settings (checked when the plan is built)."""
@@ -72,7 +73,7 @@ class AuditOptions:
 
 _STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name", "waivers", "baseline",
              "fail_on", "key", "key_env", "passphrase_env", "verify_with", "manifest",
-             "train_data", "trainer", "data_manifest", "profile"}
+             "train_data", "trainer", "data_manifest", "data_manifest_key", "profile"}
 _INT_KEYS = {"steps", "samples", "batch_size", "seed"}
 _LIST_STR_KEYS = {"attacks", "format", "policy"}
 

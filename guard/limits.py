@@ -46,7 +46,7 @@ LIMITS: dict[str, Limit] = {
               "a policy pack, catalogue, waivers or thresholds file, and any file a pack selects"),
         Limit("config_bytes", 4 * MiB, "bytes", "a --config file or the pyproject.toml Guard reads"),
         Limit("report_bytes", 256 * MiB, "bytes", "a report.json read back (guard report, --baseline)"),
-        Limit("manifest_bytes", 64 * MiB, "bytes", "a signature manifest"),
+        Limit("manifest_bytes", 64 * MiB, "bytes", "a signature or data manifest"),
         Limit("key_bytes", 64 * KiB, "bytes", "a key file (guard keygen's, or a signing key)"),
         Limit("yaml_nodes", 200_000, "count",
               "the nodes of one YAML document with every alias expanded (a billion-laughs bomb)"),

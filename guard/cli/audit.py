@@ -40,6 +40,8 @@ SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size",
               "-> nn.Module (poisoning simulations; scikit-learn models retrain by clone and fit).")
 @click.option("--data-manifest", help="A manifest from guard data manifest: verify the training data "
               "against it (file by file, row by row).")
+@click.option("--data-manifest-key", help="Public key of the data manifest's signer: its signature "
+              "must verify (without it a signed manifest's hashes are checked, not its signature).")
 @click.option("--profile", type=click.Choice(["quick", "thorough"]),
               help="quick (default): the default probes; thorough: also the poisoning simulations, "
               "which retrain the model.")
@@ -150,7 +152,7 @@ def _scoped(opts: AuditOptions, spec: Path | None,
         "supply_chain.encryption": {"key": opts.key, "key_env": opts.key_env,
                                     "passphrase_env": opts.passphrase_env},
         "supply_chain.scan": {"unsafe_allow_pickle": opts.unsafe_allow_pickle},
-        "data.provenance": {"manifest": opts.data_manifest},
+        "data.provenance": {"manifest": opts.data_manifest, "public_key": opts.data_manifest_key},
     }
     for probe_id, values in given.items():
         chosen = {k: v for k, v in values.items() if v is not None}
