@@ -92,6 +92,34 @@ def build_target(
     return target
 
 
+def build_training_target(
+    model_path: Path | str,
+    data_path: Path | str,
+    *,
+    clip: Clip | str,
+    arch: str | None = None,
+    label_column: str | None = None,
+    unsafe_allow_pickle: bool = False,
+    model_bytes: bytes | None = None,
+) -> Target:
+    """A target whose data is a training set alone (``guard data detect-poison``): an
+    ``.npz`` must hold ``x_train`` and ``y_train``, a ``.csv`` is read as the training set.
+    Its training arrays double as its evaluation arrays, checked against the model the same way."""
+    model_path, data_path = Path(model_path), Path(data_path)
+    decrypted = model_bytes is not None and model_path.suffix == ".enc"
+    shown = model_path.with_suffix("") if decrypted else model_path
+    loaded = load_model(shown, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle, data=model_bytes)
+    x, y, digest = load_training_data(data_path, label_column=label_column, require_train=True)
+    dataset = make_dataset(x, y, x_train=x, y_train=y)
+    target = _assemble(loaded.obj, dataset, clip=checked_clip(clip), name=shown.stem, artifact=model_path,
+                       source=loaded.format)
+    model_digest = (
+        hashlib.sha256(model_bytes).hexdigest() if model_bytes is not None else file_sha256(model_path)
+    )
+    target.digests = {"model": f"sha256:{model_digest}", "train_data": f"sha256:{digest}"}
+    return target
+
+
 def _with_train_data(dataset: Dataset, path: Path, label_column: str | None) -> tuple[Dataset, str | None]:
     """The dataset with its training arrays taken from ``path`` (checked like the rest)."""
     x, y, digest = load_training_data(path, label_column=label_column)

@@ -75,10 +75,11 @@ def load_data(path: Path, *, label_column: str | None = None) -> Dataset:
         return replace(dataset, sha256=_sha256(path, handle))
 
 
-def load_training_data(path: Path, *, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """A training-set file: an ``.npz`` with ``x_train`` and ``y_train`` (else its ``x`` and
-    ``y``), or a ``.csv`` (with ``label_column``). Returns inputs, labels and the SHA-256 of
-    the bytes read; checked like every data file."""
+def load_training_data(path: Path, *, label_column: str | None = None,
+                       require_train: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    """A training-set file: an ``.npz`` with ``x_train`` and ``y_train`` (else, unless
+    ``require_train``, its ``x`` and ``y``), or a ``.csv`` (with ``label_column``). Returns
+    inputs, labels and the SHA-256 of the bytes read; checked like every data file."""
     path = Path(path)
     with _open_regular(path) as handle:
         suffix = path.suffix.lower()
@@ -90,6 +91,9 @@ def load_training_data(path: Path, *, label_column: str | None = None) -> tuple[
         digest = _sha256(path, handle)
     if dataset.x_train is not None and dataset.y_train is not None:
         return dataset.x_train, dataset.y_train, digest
+    if require_train:
+        raise DataError(f"{path} has no x_train/y_train arrays (the training set to check); save them "
+                        "with numpy.savez(path, x_train=..., y_train=...)")
     return dataset.x_eval, dataset.y_eval, digest
 
 
