@@ -129,6 +129,19 @@ class AuditPlan:
         return [p for p in (self._build(c.id) for c in probes() if c.stage == "artifact")
                 if isinstance(p, ArtifactProbe)]
 
+    def skipped(self, target: Target) -> list[tuple[str, str]]:
+        """The probes the thorough profile adds that do not run on ``target``, and why (a user
+        who asked for the thorough profile is told what it left out)."""
+        if self.attacks or self.profile != "thorough":
+            return []
+        out = []
+        for cls in probes():
+            if cls.stage == "model" and cls.thorough and not cls.default:
+                probe = self._build(cls.id)
+                if not probe.applies_to(target):
+                    out.append((cls.id, probe.why_not(target)))
+        return out
+
     def model_probes(self, target: Target) -> list[Probe]:
         if self.attacks:
             chosen = [self._build(name) for name in self.attacks]
@@ -319,6 +332,9 @@ def run_audit(
             gathered.extend(probe.run(target, RunContext(seed=plan.seed, progress=progress)))
     add_validity_flags(gathered)
     env["duration_s"] = round(time.perf_counter() - start, 3)
+    skipped = plan.skipped(target)
+    if skipped:
+        env["skipped_probes"] = [{"probe": probe_id, "reason": reason} for probe_id, reason in skipped]
     return AuditResult(target=target.describe(), evidence=gathered, environment=env)
 
 

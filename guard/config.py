@@ -82,6 +82,10 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
 
+    if key == "profile":
+        if value not in ("quick", "thorough"):
+            raise bad('"quick" or "thorough"')
+        return value
     if key in _STR_KEYS:
         if not isinstance(value, str):
             raise bad("a string")

@@ -195,6 +195,11 @@ class Probe(ABC):
         """Whether a default audit of ``target`` should run this probe."""
         return self.requires <= target.capabilities
 
+    def why_not(self, target: Target) -> str:
+        """Why a default audit of ``target`` does not run this probe (when it does not)."""
+        missing = sorted(c.value for c in self.requires - target.capabilities)
+        return f"needs {', '.join(missing)}" if missing else "does not apply to this target"
+
     @abstractmethod
     def run(self, target: Target, ctx: RunContext) -> list[Evidence]:
         """Measure and return evidence; never decide pass or fail."""

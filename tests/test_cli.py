@@ -105,8 +105,9 @@ def test_user_torch_model(kind: str, cnn_files: dict[str, Path], tmp_path: Path)
     assert doc["target"]["framework"] == "torch"
     digest = hashlib.sha256(cnn_files[kind].read_bytes()).hexdigest()
     assert doc["target"]["digests"]["model"] == f"sha256:{digest}"
-    assert {e["probe"] for e in doc["evidence"]} == {
-        "supply_chain.encryption", "supply_chain.scan", "evasion.fgsm", "evasion.pgd", "evasion.apgd"}
+    assert {e["probe"] for e in doc["evidence"]} == {  # the default probes of a model with gradients
+        "supply_chain.encryption", "supply_chain.scan", "evasion.fgsm", "evasion.pgd", "evasion.apgd",
+        "poisoning.model_scan"}
 
 
 def test_config_file_and_flags_win(cnn_files: dict[str, Path], tmp_path: Path) -> None:

@@ -202,6 +202,32 @@ TRAINERS = textwrap.dedent('''
     def wrong_classes(x, y, seed):
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
 
+    def exits(x, y, seed):
+        raise SystemExit(0)
+
+    class _Nan(nn.Module):
+        def forward(self, x):
+            return torch.full((len(x), 10), float("nan"))
+
+    def nan_logits(x, y, seed):
+        return _Nan()
+
+    class _Small(nn.Module):
+        def forward(self, x):
+            if len(x) > 4:
+                raise ValueError("only small batches")
+            return torch.zeros(len(x), 10)
+
+    def breaks_on_big_batches(x, y, seed):
+        return _Small()
+
+    def mutates(x, y, seed):
+        model = fast(x, y, seed)
+        x += 1.0
+        y[:] = 0
+        print("training done")
+        return model
+
     not_callable = 42
 ''')
 
@@ -248,6 +274,9 @@ def test_trainer_retrains_a_torch_model_from_train_data_file(torch_files: dict[s
     ("user_trainers:wrong_type", "returned a dict; expected a torch.nn.Module"),
     ("user_trainers:wrong_classes", "the target has 10 classes"),
     ("user_trainers:not_callable", "not a function"),
+    ("user_trainers:exits", "raised SystemExit"),
+    ("user_trainers:nan_logits", "non-finite class scores"),
+    ("user_trainers:breaks_on_big_batches", "failed on"),
     ("user_trainers:missing", "has no 'missing'"),
     ("no_such_module_xyz:train", "cannot import no_such_module_xyz"),
 ])
@@ -258,6 +287,26 @@ def test_a_bad_trainer_is_one_line_exit_2(torch_files: dict[str, Path], trainer:
     lines = out.strip().splitlines()  # the progress lines of the work done before it, then the error
     assert lines[-1].startswith("Error: ") and message in lines[-1]
     assert sum(line.startswith("Error") for line in lines) == 1
+
+
+def test_a_trainer_changing_its_arrays_changes_no_other_retrain(torch_files: dict[str, Path]) -> None:
+    args = ("--attack", "label-flip", "--train-data", str(torch_files["train"]),
+            "--set", "label-flip.rates=[0.1]")
+    assert _audit_torch(torch_files, *args, "--trainer", "user_trainers:fast")[0] == 0
+    honest = json.loads((torch_files["folder"] / "out" / "report.json").read_text())
+    result = CliRunner().invoke(cli, [
+        "audit", "--model", str(torch_files["model"]), "--arch", "user_arch:Net",
+        "--data", str(torch_files["eval"]), "--clip", "0,1", "--format", "json",
+        "--out", str(torch_files["folder"] / "out"), *args,
+        "--trainer", "user_trainers:mutates"])
+    assert result.exit_code == 0, result.output
+    mutated = json.loads((torch_files["folder"] / "out" / "report.json").read_text())
+
+    def metrics(report: dict[str, object]) -> object:
+        return [e["metrics"] for e in report["evidence"] if e["probe"] == "poisoning.label_flip"]  # type: ignore[attr-defined, index]
+
+    assert metrics(mutated) == metrics(honest)  # each fit had its own copy of the data
+    assert "training done" in result.stderr and "training done" not in result.stdout  # prints to stderr
 
 
 def test_torch_without_trainer_or_train_data_is_exit_2(torch_files: dict[str, Path]) -> None:

@@ -275,6 +275,38 @@ def test_manifest_of_missing_or_unusable_input_exits_2(tmp_path: Path) -> None:
     assert run("data", "verify", tmp_path / "none.json").exit_code == 2
 
 
+def test_output_never_overwrites_a_file_that_is_no_manifest(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    before = (tmp_path / "t.csv").read_bytes()
+    result = run("data", "manifest", tmp_path, "-o", tmp_path / "t.csv")  # -o names a recorded data file
+    assert result.exit_code == 2 and "is not a data manifest" in result.output
+    assert (tmp_path / "t.csv").read_bytes() == before
+    assert run("data", "manifest", tmp_path, "-o", tmp_path / "m.json").exit_code == 0
+    again = run("data", "manifest", tmp_path, "-o", tmp_path / "m.json")  # an earlier manifest: replaced
+    assert again.exit_code == 0
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"schema": "guard.data-manifest/1", "folders": [], "files": []}')
+    result = run("data", "verify", empty)
+    assert result.exit_code == 2 and "records no file" in result.output
+
+
+def test_a_symlink_in_place_of_a_recorded_file_or_folder_is_a_change(tmp_path: Path) -> None:
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (data / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (data / "t.csv").write_text("a\n1\n")
+    (data / "sub" / "a.csv").write_text("a\n2\n")
+    assert run("data", "manifest", data, "-o", data / "m.json").exit_code == 0
+    (data / "t.csv").rename(elsewhere / "t.csv")
+    (data / "t.csv").symlink_to(elsewhere / "t.csv")  # same bytes, behind a link
+    (data / "sub").rename(elsewhere / "sub")
+    (data / "sub").symlink_to(elsewhere / "sub")
+    result = run("data", "verify", data / "m.json")
+    assert result.exit_code == 1
+    assert "t.csv: changed (is a symlink" in result.output
+    assert "sub/a.csv: changed (lies in sub/, which is a symlink" in result.output
+
+
 # -- signatures ----------------------------------------------------------------------------------
 
 
@@ -416,6 +448,12 @@ def test_probe_evidence_and_coverage(data: Path, manifest: Path, audit_files: tu
     assert metrics["rows_changed"]["n"] == 712 and metrics["files_checked"] == {"value": 4.0}
     assert ev["params"]["signed"] is False and ev["params"]["changes"] == []
     assert _evidence(manifest, elsewhere)["metrics"]["covers_audit_data"] == {"value": 0.0}
+    # with a separate training-data file, that file is what the manifest must cover: the data
+    # file being in it says nothing about the training set
+    unrecorded_train = build_target(model, data / "wine.npz", clip="none", train_data=eval_data)
+    assert _evidence(manifest, unrecorded_train)["metrics"]["covers_audit_data"] == {"value": 0.0}
+    recorded_train = build_target(model, eval_data, clip="none", train_data=data / "wine.npz")
+    assert _evidence(manifest, recorded_train)["metrics"]["covers_audit_data"] == {"value": 1.0}
     with np.load(eval_data) as arrays:
         x, y = arrays["x"], arrays["y"]
     from sklearn.tree import DecisionTreeClassifier

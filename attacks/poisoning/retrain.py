@@ -7,15 +7,22 @@ so the user names their training function: ``--trainer module:function``, called
 and ``y`` int64 class indices. It is the user's own code, imported like ``--arch``; Guard
 never imports a function named by an audited file.
 
-Whatever the trainer does wrong (raises, returns something that is no module, returns a
-module that rejects the inputs or answers with the wrong number of classes) is one
-:class:`TrainerError` naming the trainer and what it did.
+Whatever the trainer does wrong (raises or exits, returns something that is no module,
+returns a module that rejects the inputs, answers with the wrong number of classes or with
+values that are not finite, at any batch size) is one :class:`TrainerError` naming the
+trainer and what it did. Each fit gets its own copy of the arrays, so a trainer or an
+estimator that changes them in place (``x /= 255``, ``StandardScaler(copy=False)``, an
+in-place shuffle) cannot alter the next retrain's data; what the trainer prints goes to
+standard error, never into Guard's output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,11 +42,18 @@ def resolve_trainer(spec: str) -> TrainFn:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise TrainerError(f"--trainer {spec!r}: expected MODULE:FUNCTION, e.g. mypkg.train:train")
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path and "" not in sys.path  # found where --arch finds its module
+    if added:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001  (the user's module: whatever it raises is named)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001  (the user's module: whatever it raises is named)
         raise TrainerError(f"--trainer {spec!r}: cannot import {module_name}: "
                            f"{type(exc).__name__}: {_line(exc)}") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
     fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
@@ -65,6 +79,8 @@ class Retrainer:
         self.trainer_spec = trainer
         if framework == "sklearn":
             self.recipe = "sklearn.base.clone + fit"
+            if trainer is not None:  # a demo or a spec file gives one trainer for several targets
+                self.recipe += f" (--trainer {trainer} applies to PyTorch targets only, not used)"
             self._fn: TrainFn | None = None
         elif trainer is None:
             raise TrainerError(
@@ -89,7 +105,7 @@ class Retrainer:
         classes = np.asarray(model.classes)  # type: ignore[attr-defined]
         estimator = clone(model.estimator)  # type: ignore[attr-defined]
         try:
-            estimator.fit(x.reshape(len(x), -1), classes[y])
+            estimator.fit(np.array(x, copy=True).reshape(len(x), -1), classes[y])
         except Exception as exc:  # noqa: BLE001  (the estimator's own fit)
             raise TrainerError(f"refitting {type(estimator).__name__} failed: "
                                f"{type(exc).__name__}: {_line(exc)}") from None
@@ -105,8 +121,10 @@ class Retrainer:
 
         spec = self.trainer_spec
         try:
-            module = fn(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64), int(seed))
-        except Exception as exc:  # noqa: BLE001  (the user's trainer: whatever it raises is named)
+            with contextlib.redirect_stdout(sys.stderr):
+                module = fn(np.array(x, dtype=np.float32, copy=True), np.array(y, dtype=np.int64, copy=True),
+                            int(seed))
+        except (Exception, SystemExit) as exc:  # noqa: BLE001  (the user's trainer: whatever it raises)
             raise TrainerError(f"trainer {spec} raised {type(exc).__name__}: {_line(exc)}") from None
         if not isinstance(module, torch.nn.Module):
             raise TrainerError(f"trainer {spec} returned a {type(module).__name__}; "
@@ -123,7 +141,50 @@ class Retrainer:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise TrainerError(f"the module trainer {spec} returned answers {shape} for "
                                f"{len(probe)} inputs; the target has {n_classes} classes")
-        return TorchModel(module, n_classes, "retrained")
+        return _Checked(TorchModel(module, n_classes, "retrained"), str(spec))
+
+
+class _Checked:
+    """A retrained module held to the contract at every prediction: finite class scores of
+    shape (n, n_classes). Anything else is the trainer's fault, named as such."""
+
+    framework = "torch"
+
+    def __init__(self, inner: Any, spec: str) -> None:
+        self.inner = inner
+        self.n_classes = int(inner.n_classes)
+        self.spec = spec
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        try:
+            z = np.asarray(self.inner.logits(x))
+        except Exception as exc:  # noqa: BLE001  (the user's module's forward)
+            raise TrainerError(f"the module trainer {self.spec} returned failed on {len(x)} inputs: "
+                               f"{type(exc).__name__}: {_line(exc)}") from None
+        if z.shape != (len(x), self.n_classes):
+            raise TrainerError(f"the module trainer {self.spec} returned answers {z.shape} for "
+                               f"{len(x)} inputs; expected ({len(x)}, {self.n_classes})")
+        if not np.isfinite(z).all():
+            raise TrainerError(f"the module trainer {self.spec} returned non-finite class scores "
+                               "(NaN or inf): the training diverged")
+        return z
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self._logits(x).argmax(axis=1)
+        return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = self._logits(x).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        proba: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return proba
+
+    def torch_module(self) -> Any:
+        return self.inner.torch_module()
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.inner.describe())
 
 
 class _Padded:

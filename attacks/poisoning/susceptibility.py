@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from guard.attacks.poisoning.retrain import Retrainer
+from guard.attacks.poisoning.retrain import Retrainer, TrainerError
 from guard.attacks.poisoning.triggers import Trigger, flip_labels, plant_backdoor, trigger_for
 from guard.errors import ConfigError
 from guard.evidence import Evidence
@@ -51,6 +51,8 @@ class PoisonSettings:
         if len(self.rates) > MAX_RATES:
             raise ConfigError(f"rates: give at most {MAX_RATES} values, got {len(self.rates)}")
         check_ranges(self)
+        if len(set(self.rates)) != len(self.rates):
+            raise ConfigError(f"rates: each rate once, got {list(self.rates)}")
         if self.trainer is not None and (not isinstance(self.trainer, str) or ":" not in self.trainer):
             raise ConfigError(f"trainer must be MODULE:FUNCTION, got {self.trainer!r}")
 
@@ -80,6 +82,11 @@ class PoisonProbe(Probe):
         return super().applies_to(target) and (
             target.model.framework == "sklearn" or self.settings.trainer is not None)
 
+    def why_not(self, target: Target) -> str:
+        if Capability.TRAIN_DATA not in target.capabilities:
+            return "needs training data (x_train, y_train in --data, or --train-data)"
+        return "a PyTorch model needs its training function: --trainer MODULE:FUNCTION"
+
     def check(self, target: Target) -> None:
         super().check(target)
         Retrainer(target, self.settings.trainer)  # a PyTorch target without --trainer: now
@@ -93,7 +100,7 @@ class PoisonProbe(Probe):
         total = len(rates) + 1
         ctx.progress(f"{self.id} clean retrain", 0, total)
         start = time.perf_counter()
-        clean = retrainer.fit(x_train, y_train, ctx.seed)
+        clean = self._fit(retrainer, x_train, y_train, ctx.seed, "the clean retrain")
         baseline_s = time.perf_counter() - start
         self.prepare(target, clean, x_eval, y_eval)
         out = []
@@ -108,6 +115,13 @@ class PoisonProbe(Probe):
             out.append(evidence)
         ctx.progress(self.id, total, total)
         return out
+
+    def _fit(self, retrainer: Retrainer, x: np.ndarray, y: np.ndarray, seed: int, what: str) -> ModelAdapter:
+        """One retrain; a failure names the probe and the retrain it happened in."""
+        try:
+            return retrainer.fit(x, y, seed)
+        except TrainerError as exc:
+            raise TrainerError(f"{self.id}, {what}: {exc}") from None
 
     def prepare(self, target: Target, clean: ModelAdapter, x: np.ndarray, y: np.ndarray) -> None:
         """Work shared by every rate, once the clean model is trained."""
@@ -187,7 +201,7 @@ class Backdoor(PoisonProbe):
         x_train, y_train = training_data(target)
         goal = self.settings.target_class
         x_p, y_p, mask = plant_backdoor(x_train, y_train, rate, goal, self._trigger, seed)
-        poisoned = retrainer.fit(x_p, y_p, seed)
+        poisoned = self._fit(retrainer, x_p, y_p, seed, f"rate {rate:g}")
         hits = poisoned.predict(self._triggered) == goal
         metrics = {"attack_success_rate": Metric.proportion(int(hits.sum()), len(hits)),
                    "baseline_attack_success_rate": self._baseline_asr,
@@ -216,6 +230,6 @@ class LabelFlip(PoisonProbe):
                 x: np.ndarray, y: np.ndarray, seed: int) -> Evidence:
         x_train, y_train = training_data(target)
         y_p, mask = flip_labels(y_train, rate, target.model.n_classes, seed)
-        poisoned = retrainer.fit(x_train, y_p, seed)
+        poisoned = self._fit(retrainer, x_train, y_p, seed, f"rate {rate:g}")
         return Evidence(probe=self.id, params={"flipped_samples": int(mask.sum())},
                         metrics=accuracy_metrics(clean, poisoned, x, y))

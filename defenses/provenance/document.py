@@ -246,6 +246,8 @@ def parse_document(document: Any, source: str) -> Manifest:
     folders_raw = fields.get(document, "folders", list, "manifest", "a list of folder names")
     folders = tuple(fields.name(f, f"folders[{i}]", folder=True) for i, f in enumerate(folders_raw))
     entries = fields.get(document, "files", list, "manifest", "a list of files")
+    if not entries:  # guard data manifest never writes one: an empty record verifies nothing
+        raise fields.fail("files", "is empty: the manifest records no file")
     files: list[FileRecord] = []
     for i, entry in enumerate(entries):
         files.append(_file(fields, entry, f"files[{i}]"))

@@ -101,6 +101,13 @@ def measure_file(path: Path, name: str, fmt: str, *, expected_sha256: str | None
     Raises :class:`MissingFile` when there is no such file, :class:`DataError` (one line) when
     it is no regular file, unreadable, over its limit, malformed, or changed while read.
     """
+    node = path
+    for _ in Path(name).parts:  # the file, and each folder between it and the manifest's
+        if node.is_symlink():  # a link could point anywhere: what is recorded is never read through one
+            where = "is" if node == path else f"lies in {node.name}/, which is"
+            raise DataError(f"{path}: {where} a symlink; Guard reads regular files only, "
+                            "never through a link")
+        node = node.parent
     try:
         fd, info = open_regular(path)
     except FileNotFoundError:

@@ -23,8 +23,6 @@ from guard.target import Target
 PROBE_ID = "data.provenance"
 MAX_CHANGES = 50
 """Changes listed in the evidence (every one is counted in the metrics)."""
-DATA_DIGESTS = ("data", "train_data")
-"""The target's digests that count as the audit's data for ``covers_audit_data``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,8 +77,10 @@ class ProvenanceProbe(Probe):
         except VerificationError as exc:
             return [_unverified(manifest, str(exc), time.perf_counter() - start)]
         ctx.progress(PROBE_ID, 1, 1)
-        audit = {v.removeprefix("sha256:") for k, v in target.digests.items() if k in DATA_DIGESTS}
-        covered = bool(audit & report.digests)
+        # the training data: a separate --train-data file when there is one, else the data file
+        which = "train_data" if "train_data" in target.digests else "data"
+        audit = target.digests.get(which, "").removeprefix("sha256:")
+        covered = bool(audit) and audit in report.digests
         changes = [c.to_dict() for c in report.changes[:MAX_CHANGES]]
         rows_changed = (Metric.proportion(report.rows_changed, report.rows_checked) if report.rows_checked
                         else Metric(0.0, n=0))
@@ -102,6 +102,7 @@ class ProvenanceProbe(Probe):
                 "rows_changed": rows_changed,
                 "covers_audit_data": Metric(1.0 if covered else 0.0),
             },
+            seed=ctx.seed,
             duration_s=time.perf_counter() - start,
         )]
 

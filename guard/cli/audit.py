@@ -113,6 +113,10 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
     targets = _demo_files() if demo else [_files(opts)]
     outcome = service.audit(targets, plan, setup, fail_on=fail_on,
                             progress=lambda name: progress_reporter(name, show_progress))
+    for result in outcome.results:
+        for skipped in result.environment.get("skipped_probes", ()):
+            click.echo(f"note: {result.target['name']}: {skipped['probe']} not run: {skipped['reason']}",
+                       err=True)
     print_summary(outcome.results)
     if outcome.judged:
         print_findings(outcome)

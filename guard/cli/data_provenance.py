@@ -40,6 +40,7 @@ def manifest(paths: tuple[Path, ...], out: Path, sign_key: Path | None, passphra
     from guard.fsio import atomic_write_bytes
     from guard.textsafe import visible
 
+    _refuse_overwrite(out)
     key = None
     if sign_key is not None:
         from guard.defenses.crypto.keys import passphrase_from_env
@@ -143,3 +144,23 @@ def _as_json(report: VerifyReport, max_changes: int) -> dict[str, Any]:
 
 
 COMMANDS: list[click.Command] = [manifest, verify]
+
+
+def _refuse_overwrite(out: Path) -> None:
+    """``-o`` may replace an earlier data manifest, never another file (a data file in a folder
+    being recorded, say): a file that does not read as one is refused, and left as it is."""
+    from guard.defenses.provenance.document import decode
+    from guard.errors import ConfigError, GuardError
+    from guard.fsio import read_input
+    from guard.textsafe import visible
+
+    if not out.exists() and not out.is_symlink():
+        return
+    refusal = ConfigError(f"{visible(str(out))} exists and is not a data manifest; Guard will not "
+                          "overwrite it (choose another -o, or remove the file)")
+    if out.is_symlink() or not out.is_file():
+        raise refusal
+    try:
+        decode(read_input(out, "manifest", "manifest_bytes"), str(out))
+    except GuardError:  # not JSON, not a manifest, unreadable, too large: all "not a manifest"
+        raise refusal from None

@@ -132,6 +132,10 @@ def format_metric(metric: dict[str, object]) -> str:
     if isinstance(ci, list | tuple) and len(ci) == 2 and 0 <= ci[0] <= value <= ci[1] <= 1:
         text = format_rate(metric)
         return text + (f" n={metric['n']}" if metric.get("n") is not None else "")
+    if isinstance(ci, list | tuple) and len(ci) == 2 and -1 <= ci[0] <= value <= ci[1] <= 1 and ci[0] < 0:
+        # a difference of two rates (an accuracy drop), whose interval may cross zero
+        text = f"{value:+.1%} [{ci[0]:+.1%}, {ci[1]:+.1%}]"
+        return text + (f" n={metric['n']}" if metric.get("n") is not None else "")
     text = f"{value:.4g}"
     ci = metric.get("ci95")
     if isinstance(ci, list | tuple) and len(ci) == 2:
