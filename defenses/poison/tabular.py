@@ -5,10 +5,17 @@ Three signals, each with its threshold calibrated on clean tables
 
 * **Flipped labels** (confident learning, Northcutt et al. 2021,
   https://arxiv.org/abs/1911.00068, with neighbourhood label consistency): the out-of-fold
-  class probabilities of two simple learners, a logistic regression (C=0.1) and 15 nearest
-  neighbours, both on standardised features, averaged, over 10 folds; a second pass refits
-  without the rows the first pass gets wrong, so flipped rows no longer vouch for each other.
-  A row scores ``margin = max_{j != y} p_j - p_y``.
+  class probabilities of four simple learners on standardised features, a logistic regression
+  (C=0.1), 15 and 5 nearest neighbours and a linear discriminant, averaged, over 10 folds
+  repeated with two fold seeds; a second pass refits without the rows the first pass places in
+  another class by a margin above 0.5, so flipped rows no longer vouch for each other. A row
+  scores ``margin = max_{j != y} p_j - p_y``. Two thresholds (:class:`MarginGate`): a high
+  one, at a low rate on clean tables, and a lower one for a noisy table, one whose rows that
+  no trigger signal flags exceed the lower threshold significantly more often than clean
+  tables do there (a one-sided binomial test). A clean table keeps the high threshold and its
+  calibrated flag rate, while a table with many flipped labels is read at the lower one: one
+  threshold for both would be set by the clean table with the most natural label errors
+  (breast_cancer) and miss the shallower flips of a cleaner one (wine).
 * **Fixed-value triggers** on continuous features: a trigger writes the same values into a few
   features of every poisoned row, so those rows share exact values on a pair of continuous
   features (which natural rows almost never do) and are outliers of the class they were
@@ -29,14 +36,20 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from guard.defenses.poison.core import core_reclassification, robust_distances
 
 FOLDS = 10
-NEIGHBOURS = 15
+REPEATS = 2
+"""The out-of-fold probabilities are averaged over this many fold assignments (fold seeds)."""
+NEIGHBOURS = (15, 5)
 LR_C = 0.1
+SECOND_PASS_EXCLUDE = 0.5
+"""The second pass leaves out of its training folds the rows whose first-pass margin exceeds
+this (those the first pass places in another class, with some confidence)."""
 MAX_TIE_FEATURES = 48
 """Pair ties are counted over at most this many continuous features (those with the largest
 exact-tie groups), so a wide table costs at most 48*47/2 pairs."""
@@ -53,13 +66,22 @@ class TabularSignals:
     tie_features: int  # continuous features the pair-tie count used
 
 
-def out_of_fold_proba(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int,
-                      exclude: np.ndarray | None = None) -> np.ndarray:
-    """Out-of-fold probabilities, averaged over LR(C=0.1) and kNN(15) on standardised x; the
-    rows in ``exclude`` are left out of every training fold (they are still predicted)."""
+def _learners(n_train: int) -> list[Any]:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
+
+    return [LogisticRegression(C=LR_C, max_iter=1000),
+            *(KNeighborsClassifier(min(k, n_train)) for k in NEIGHBOURS),
+            LinearDiscriminantAnalysis()]
+
+
+def out_of_fold_proba(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int,
+                      exclude: np.ndarray | None = None, repeats: int = REPEATS) -> np.ndarray:
+    """Out-of-fold probabilities, averaged over LR(C=0.1), kNN(15), kNN(5) and LDA on
+    standardised x and over ``repeats`` fold seeds; the rows in ``exclude`` are left out of
+    every training fold (they are still predicted)."""
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
     n = len(y)
@@ -71,20 +93,26 @@ def out_of_fold_proba(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int,
     if folds < 2 or len(np.unique(y)) < 2:
         return proba
     keep = np.ones(n, dtype=bool) if exclude is None else ~exclude
+    total = np.zeros((n, n_classes))
+    weight = np.zeros(n)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # classes smaller than the fold count; lbfgs max_iter
-        for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-            train = train[keep[train]]
-            if len(np.unique(y[train])) < 2:
-                continue
-            scaler = StandardScaler().fit(x[train])
-            xs, xt = scaler.transform(x[train]), scaler.transform(x[test])
-            fold = np.zeros((len(test), n_classes))
-            for learner in (LogisticRegression(C=LR_C, max_iter=1000),
-                            KNeighborsClassifier(min(NEIGHBOURS, len(train)))):
-                learner.fit(xs, y[train])
-                fold[:, learner.classes_] += learner.predict_proba(xt) / 2
-            proba[test] = fold
+        warnings.simplefilter("ignore")  # classes smaller than the fold count; lbfgs max_iter;
+        # collinear features (LDA)
+        for r in range(repeats):
+            splitter = StratifiedKFold(folds, shuffle=True, random_state=seed + 7919 * r)
+            for train, test in splitter.split(x, y):
+                train = train[keep[train]]
+                if len(np.unique(y[train])) < 2:
+                    continue
+                scaler = StandardScaler().fit(x[train])
+                xs, xt = scaler.transform(x[train]), scaler.transform(x[test])
+                learners = _learners(len(train))
+                for learner in learners:
+                    learner.fit(xs, y[train])
+                    total[np.ix_(test, learner.classes_)] += learner.predict_proba(xt) / len(learners)
+                weight[test] += 1
+    seen = weight > 0
+    proba[seen] = total[seen] / weight[seen, None]
     return proba
 
 
@@ -162,25 +190,58 @@ def tabular_signals(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> 
 
     flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     first = label_margin(out_of_fold_proba(flat, y, n_classes, seed), y)
-    margin = label_margin(out_of_fold_proba(flat, y, n_classes, seed, exclude=first > 0), y)
+    margin = label_margin(out_of_fold_proba(flat, y, n_classes, seed,
+                                            exclude=first > SECOND_PASS_EXCLUDE), y)
     features = continuous_features(flat)
     ties = pair_tie_counts(flat, y, features)
     core = core_reclassification(StandardScaler().fit_transform(flat), y, seed).scores
     return TabularSignals(margin, ties, outlyingness(flat, y, seed), core, int(features.sum()))
 
 
-def combine_signals(sig: TabularSignals, *, margin: float, tie_min: int, quantile: float,
-                    core: float) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True, slots=True)
+class MarginGate:
+    """The label-margin threshold a table is read at: ``low`` when the table holds
+    significantly more rows above it than the clean ``low_rate`` explains, else ``high``."""
+
+    high: float
+    low: float
+    low_rate: float  # the share of clean rows above ``low`` the calibration allows
+    alpha: float  # level of the one-sided binomial test
+
+    def test(self, margin: np.ndarray, counted: np.ndarray) -> tuple[float, float]:
+        """(threshold, p-value): the binomial tail of the ``counted`` rows above ``low``."""
+        from scipy.stats import binom
+
+        n, above = int(counted.sum()), int(np.sum(margin[counted] > self.low))
+        p = float(binom.sf(above - 1, n, self.low_rate)) if above else 1.0
+        return (self.low if p < self.alpha else self.high), p
+
+
+@dataclass(frozen=True, slots=True)
+class TableScores:
+    scores: np.ndarray  # in threshold units: flagged above 1
+    trigger: np.ndarray  # the trigger signals alone, where the label margin is below threshold
+    margin_threshold: float  # the one applied (the gate's high or low)
+    gate_p: float  # the gate's p-value
+    noisy: bool  # the gate opened: the table was read at the low margin threshold
+
+
+def combine_signals(sig: TabularSignals, *, gate: MarginGate, tie_min: int, quantile: float,
+                    core: float) -> TableScores:
     """Scores in threshold units (a row is flagged above 1): the largest of the label margin,
     the pair-tie AND outlyingness rule and the input-space core score, each over its
     threshold; and the trigger signals alone where the label margin is below its threshold
     (these name a backdoor's target: the other folds carry a trigger too, so a poisoned row's
     label looks consistent out of fold, while a flipped label does not, and flips land in
     every class). The outlyingness threshold is the ``quantile`` of the rows in no tie group
-    of the same data (a trigger ties its rows)."""
-    flip = (sig.margin + 1.0) / (margin + 1.0)
+    of the same data (a trigger ties its rows). The margin threshold is the ``gate``'s, tested
+    on the rows the trigger signals do not flag (a backdoor's relabelled rows also sit deep
+    in another class, but their trigger explains them)."""
     untied = sig.outlyingness[sig.pair_tie < tie_min]
     reference = float(np.quantile(untied, quantile)) if len(untied) else 0.0
     tie = np.minimum(sig.pair_tie / (tie_min - 0.5), sig.outlyingness / max(reference, 1e-6))
     trigger = np.maximum(tie, sig.core / core)
-    return np.maximum(flip, trigger), np.where(flip > 1.0, 0.0, trigger)
+    threshold, p = gate.test(sig.margin, trigger <= 1.0)
+    flip = (sig.margin + 1.0) / (threshold + 1.0)
+    return TableScores(np.maximum(flip, trigger), np.where(flip > 1.0, 0.0, trigger), threshold, p,
+                       threshold != gate.high)

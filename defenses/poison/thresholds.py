@@ -21,12 +21,25 @@ CORE_MIN_TARGET_FLAGS = 4
 the most flags any class held in a clean calibration run (2)."""
 
 TABLE_FPR = 0.01
-"""The tabular rule's stated rate: its label-margin threshold holds each calibration table at
-0.8%, its input-space core at 0.1%, and the pair-tie rule flagged no clean row (the combined
-rule flagged 0-0.98% of each clean calibration run)."""
-MARGIN_THRESHOLD = 0.66
-"""Label-flip margin ``max_{j != y} p_j - p_y`` (out of fold, second pass): the largest over the
-calibration tables of their 99.2nd percentile on clean labels."""
+"""The tabular rule's stated rate: its high label-margin threshold holds each calibration table
+at 0.5%, its input-space core at 0.1%, and the pair-tie rule flagged no clean row (the combined
+rule flagged 0-0.78% of each clean calibration run, and no clean run opened the
+margin gate: its smallest p-value was 0.24)."""
+MARGIN_THRESHOLD = 0.79
+"""Label-flip margin ``max_{j != y} p_j - p_y`` (out of fold, second pass) a table is read at
+unless it is noisy: the largest over the calibration tables of their 99.5th percentile on clean
+labels."""
+MARGIN_LOW_RATE = 0.015
+"""The share of clean rows above :data:`MARGIN_LOW` the calibration allows (its percentile)."""
+MARGIN_LOW = 0.46
+"""The margin a noisy table is read at: the largest over the calibration tables of their 98.5th
+percentile on clean labels. A table is noisy when the rows above it that no trigger signal
+flags are significantly more than :data:`MARGIN_LOW_RATE` of them (one-sided binomial test at
+:data:`MARGIN_GATE_ALPHA`); a clean table, no noisier than the calibration tables, keeps
+:data:`MARGIN_THRESHOLD`."""
+MARGIN_GATE_ALPHA = 0.001
+"""Level of the test that reads a table as noisy (no clean calibration run came near it: the
+smallest p-value of one was 0.24, on breast_cancer)."""
 INPUT_CORE_THRESHOLD = 4.59
 """Robust-core reclassification on the standardised input: the largest over the calibration
 tables of their 99.9th percentile (also the threshold of a PyTorch model read on its raw
@@ -42,8 +55,9 @@ OUTLYING_QUANTILE = 0.95
 """A tied row must also be more outlying (robust Mahalanobis) than this share of the rows that
 are in no tie group of the same data."""
 TABLE_CALIBRATION = (
-    "clean breast_cancer, wine and iris (90% subsets) and digits training sets, seeds 100-109: "
-    "label margin at 0.8% and input-space core at 0.1% per table "
+    "clean breast_cancer, wine and iris (90% subsets) and digits training sets: label margin at "
+    "0.5% per table (1.5% at the lower threshold of a noisy table), seeds 100-119, and "
+    "input-space core at 0.1% per table, seeds 100-109 "
     "(benchmarks/calibrate_poison_threshold.py)"
 )
 TRIGGER_FPR = 0.001
