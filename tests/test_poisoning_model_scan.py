@@ -102,13 +102,13 @@ def test_demo_svc_is_not_flagged() -> None:
 def test_same_seed_same_evidence_and_no_global_random_state_touched() -> None:
     target = digits_target(0.1)
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
-    first, second = scan(target, seed=3, steps=20), scan(target, seed=3, steps=20)
+    first, second = scan(target, seed=3, max_steps=20), scan(target, seed=3, max_steps=20)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert np.random.get_state()[1].tolist() == numpy_state[1].tolist()  # type: ignore[index]
     drop = {"duration_s"}
     assert {k: v for k, v in first.to_dict().items() if k not in drop} == \
         {k: v for k, v in second.to_dict().items() if k not in drop}
-    other = scan(target, seed=4, steps=20)
+    other = scan(target, seed=4, max_steps=20)
     assert other.params["mask_norms"] != first.params["mask_norms"]
 
 
@@ -119,7 +119,7 @@ def test_tabular_pattern_stays_in_each_features_clean_range() -> None:
     x[:, 1] += 10.0 * y  # a learnable class signal
     model = LogisticRegression(max_iter=500).fit(x, y)
     target = build_target_from_objects(model, x, y, clip=None, name="table")
-    evidence = scan(target, steps=30)
+    evidence = scan(target, max_steps=30)
     trigger = evidence.params["trigger"]
     assert trigger["shape"] == [5] and len(evidence.params["mask_norms"]) == 3
     pattern = np.asarray(trigger["pattern"])
@@ -128,8 +128,8 @@ def test_tabular_pattern_stays_in_each_features_clean_range() -> None:
 
 
 BAD_SETTINGS = [
-    ("samples", 0), ("samples", 2.5), ("steps", 0), ("steps", 10**12), ("lr", -0.1),
-    ("lr", math.nan), ("batch_size", 0), ("holdout", 0.0), ("holdout", 1.0), ("success", 1.5),
+    ("clean_samples", 0), ("clean_samples", 2.5), ("max_steps", 0), ("max_steps", 10**12), ("lr", -0.1),
+    ("lr", math.nan), ("scan_batch", 0), ("holdout", 0.0), ("holdout", 1.0), ("success", 1.5),
     ("init_cost", 0.0), ("patience", 0), ("threshold", math.inf), ("threshold", -1.0),
     ("mad_floor", -0.1),
 ]

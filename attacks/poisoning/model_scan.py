@@ -60,19 +60,19 @@ IMPROVEMENT = 0.99
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelScanSettings:
-    """``samples``: clean evaluation samples used, of which a ``holdout`` share measures the
-    trigger; ``steps``: most optimisation steps (Adam, ``lr``); ``batch_size``: clean inputs
+    """``clean_samples``: clean evaluation samples used, of which a ``holdout`` share measures
+    the trigger; ``max_steps``: most optimisation steps (Adam, ``lr``); ``scan_batch``: clean inputs
     per step (every class sees the same ones); ``init_cost``: the L1 weight each class starts
     with; ``success``: the attack success a mask must reach to count; ``patience``: epochs of
     unchanged outcome before the cost moves, and (twice that) before a class stops;
     ``threshold``: the anomaly index above which a class is flagged; ``mad_floor``: the least
     MAD, as a share of the median mask norm."""
 
-    samples: int = bounded(300, 10, 10_000_000, integer=True)
+    clean_samples: int = bounded(300, 10, 10_000_000, integer=True)
     holdout: float = bounded(0.3, 0.05, 0.9)
-    steps: int = bounded(600, 10, 100_000, integer=True)
+    max_steps: int = bounded(600, 10, 100_000, integer=True)
     lr: float = bounded(0.1, 1e-6, 100.0)
-    batch_size: int = bounded(32, 1, 100_000, integer=True)
+    scan_batch: int = bounded(32, 1, 100_000, integer=True)
     init_cost: float = bounded(1e-2, 1e-9, 1e3)
     success: float = bounded(0.99, 0.5, 1.0)
     patience: int = bounded(3, 1, 1000, integer=True)
@@ -151,8 +151,8 @@ def reverse_triggers(module: nn.Module, x: np.ndarray, y: np.ndarray, n_classes:
     active = torch.ones(k, dtype=torch.bool)
     xc, yc = xt[:CHECK_SAMPLES], yt[:CHECK_SAMPLES]
     step = 0
-    while step < s.steps and bool(active.any()):
-        idx = torch.randint(len(yt), (min(s.batch_size, len(yt)),), generator=gen)
+    while step < s.max_steps and bool(active.any()):
+        idx = torch.randint(len(yt), (min(s.scan_batch, len(yt)),), generator=gen)
         live = classes[active]
         mask, pattern = _decode(mask_raw[live], pattern_raw[live], lo, span)
         logits, other = _stamped_logits(module, mask, pattern, xt[idx], yt[idx], live)
@@ -164,7 +164,7 @@ def reverse_triggers(module: nn.Module, x: np.ndarray, y: np.ndarray, n_classes:
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         step += 1
-        progress(step, s.steps)
+        progress(step, s.max_steps)
         if step % EPOCH:
             continue
         with torch.no_grad():  # the paper's epoch bookkeeping, for every live class at once
@@ -246,7 +246,7 @@ class ModelScan(Probe):
             raise MissingCapabilityError(f"target {target.name!r} has no gradients")
         start = time.perf_counter()
         s, k = self.settings, target.model.n_classes
-        idx = choose_samples(len(target.y_eval), s.samples, ctx.seed)
+        idx = choose_samples(len(target.y_eval), s.clean_samples, ctx.seed)
         x = np.asarray(target.x_eval[idx], dtype=np.float32)
         y = np.asarray(target.y_eval[idx], dtype=np.int64)
         order = np.random.default_rng(ctx.seed).permutation(len(y))
@@ -259,7 +259,7 @@ class ModelScan(Probe):
                 ctx.progress(self.id, done, total)
 
         found = reverse_triggers(module, x[fit], y[fit], k, _bounds(target, x), s, gen, progress)
-        ctx.progress(self.id, s.steps, s.steps)
+        ctx.progress(self.id, s.max_steps, s.max_steps)
         scores = anomaly_indices(found.l1, s.mad_floor)
         flagged = bool(scores.max() > s.threshold)
         smallest = int(np.argmax(scores))  # the smallest mask: the suspect when one is flagged

@@ -39,11 +39,11 @@ MAX_RATES = 16
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoisonSettings:
     """Settings shared by the poisoning simulations. ``trainer`` is ``MODULE:FUNCTION``
-    (PyTorch targets only; ``--trainer``); ``samples`` caps the evaluation samples."""
+    (PyTorch targets only; ``--trainer``); ``eval_samples`` caps the evaluation samples."""
 
     rates: tuple[float, ...] = bounded((0.01, 0.03, 0.10), 1e-6, 0.5)
     trainer: str | None = None
-    samples: int = bounded(10_000, 1, 10_000_000, integer=True)
+    eval_samples: int = bounded(10_000, 1, 10_000_000, integer=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.rates, tuple) or not self.rates:
@@ -95,7 +95,7 @@ class PoisonProbe(Probe):
         self.check(target)
         x_train, y_train = training_data(target)
         retrainer = Retrainer(target, self.settings.trainer)
-        x_eval, y_eval = _eval_samples(target, self.settings.samples, ctx.seed)
+        x_eval, y_eval = _eval_samples(target, self.settings.eval_samples, ctx.seed)
         rates = self.settings.rates
         total = len(rates) + 1
         ctx.progress(f"{self.id} clean retrain", 0, total)

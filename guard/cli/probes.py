@@ -26,7 +26,7 @@ def probes() -> None:
         # A plug-in chooses its id, aliases and defaults: shown as plain text, escapes spelled out.
         table.add_row(plain(cls.id), plain(", ".join(cls.aliases) or "-"), plain(cls.stage),
                       plain(", ".join(sorted(c.value for c in cls.requires)) or "-"),
-                      "yes" if cls.default else ("thorough" if cls.thorough else "-"),
+                      "yes" if cls.default else ("thorough" if getattr(cls, "thorough", False) else "-"),
                       plain(settings or "-"))
     Console(highlight=False, soft_wrap=False, width=160).print(table)
 
