@@ -301,6 +301,34 @@ def test_cli_text_on_the_demo_svc(files: dict[str, Path]) -> None:
     assert "of 1197 samples" in text
 
 
+def test_cli_scores_against_a_known_poison_mask(files: dict[str, Path], tmp_path: Path) -> None:
+    run = backdoored_digits(0.1, 0)
+    np.save(tmp_path / "mask.npy", run.mask)
+    code, text = detect(files, "poisoned.npz", "cnn.safetensors", *CNN, "--format", "json",
+                        "--known-poison", str(tmp_path / "mask.npy"))
+    assert code == 0, text
+    scored = json.loads(text)["against_known_poison"]
+    assert scored["poisoned"] == 120 and scored["precision"]["value"] >= 0.9
+    assert scored["recall"]["value"] >= 0.9 and scored["auroc"] >= 0.99
+    assert scored["recall"]["n"] == 120 and len(scored["recall"]["ci95"]) == 2
+    code, text = detect(files, "poisoned.npz", "cnn.safetensors", *CNN,
+                        "--known-poison", str(tmp_path / "mask.npy"))
+    assert code == 0 and "against the known poison (120 samples): precision" in text
+
+
+@pytest.mark.parametrize(("mask", "message"), [
+    (np.zeros(10, dtype=bool), "the mask has 10 entries, the training set 1197 samples"),
+    (np.zeros((1197, 2), dtype=bool), "1-D array"),
+    (np.full(1197, 0.5), "booleans or 0/1"),
+])
+def test_cli_bad_known_poison_mask_is_one_line_exit_2(files: dict[str, Path], tmp_path: Path,
+                                                      mask: np.ndarray, message: str) -> None:
+    np.save(tmp_path / "mask.npy", mask)
+    code, text = detect(files, "poisoned.npz", "cnn.safetensors", *CNN,
+                        "--known-poison", str(tmp_path / "mask.npy"))
+    assert code == 2 and message in text and len(text.strip().splitlines()) == 1, text
+
+
 @pytest.mark.parametrize("data", ["train_only.npz", "train.csv"])
 def test_cli_reads_a_training_set_alone(files: dict[str, Path], data: str) -> None:
     code, text = detect(files, data, "svc.skops", "--label-column", "label", "--format", "json")

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from guard.defenses.poison.detect import DetectionResult
 
 SHOWN_INDICES = 20
@@ -41,9 +43,12 @@ SHOWN_INDICES = 20
               help="A detection setting (repeatable): layer=head.1, threshold=4.0, target_alpha=0.01.")
 @click.option("--unsafe-allow-pickle", is_flag=True,
               help="Load pickle/joblib files that the scan passes. They can run code: only files you trust.")
+@click.option("--known-poison", "known", type=click.Path(path_type=Path),
+              help="A .npy mask, one boolean per training sample, True where it is poisoned: report "
+              "precision, recall and AUROC against it (a red-team exercise, a pipeline test).")
 def detect_poison(data_path: Path, model_path: Path, arch: str | None, label_column: str | None,
                   clip: str | None, fmt: str, out: Path | None, seed: int, sets: tuple[str, ...],
-                  unsafe_allow_pickle: bool) -> int:
+                  unsafe_allow_pickle: bool, known: Path | None) -> int:
     """Flag training samples that look poisoned (backdoor triggers, flipped labels)."""
     from guard.audit import AuditPlan, inspect_file
     from guard.build import build_training_target, parse_clip
@@ -58,15 +63,26 @@ def detect_poison(data_path: Path, model_path: Path, arch: str | None, label_col
                                    arch=arch, label_column=label_column,
                                    unsafe_allow_pickle=unsafe_allow_pickle, model_bytes=artifact.content)
     x_train, y_train = target.x_eval, target.y_eval
+    mask = None
+    if known is not None:
+        from guard.defenses.poison.scoring import read_mask
+
+        mask = read_mask(known, len(y_train))  # before the detector runs: a bad mask costs nothing
     result = detect(target.model, x_train, y_train, seed=seed, layer=settings.layer,
                     threshold=settings.threshold, alpha=settings.target_alpha)
     if fmt == "json":
         from guard.textsafe import json_text
 
         document = {"data": str(data_path), "model": str(model_path), "seed": seed, **result.to_dict()}
+        if mask is not None:
+            from guard.defenses.poison.scoring import against_mask
+
+            document["against_known_poison"] = against_mask(result.scores, result.flagged, mask)
         text = json_text(json.dumps(document, ensure_ascii=False, allow_nan=False, indent=1)) + "\n"
     else:
         text = summary(result, data_path, model_path)
+        if mask is not None:
+            text += known_summary(result, mask)
     if out is None:
         click.echo(text, nl=False)
     else:
@@ -111,6 +127,17 @@ def summary(result: DetectionResult, data_path: Path, model_path: Path) -> str:
         lines.append(f"most suspicious samples: {', '.join(map(str, top))}{more}")
     lines.append(f"time: {result.seconds:.1f} s")
     return "\n".join(lines) + "\n"
+
+
+def known_summary(result: DetectionResult, mask: np.ndarray) -> str:
+    """Two lines: precision, recall and AUROC against the known-poison mask."""
+    from guard.defenses.poison.scoring import against_mask
+    from guard.stats import format_rate
+
+    scored = against_mask(result.scores, result.flagged, mask)
+    auroc = "n/a" if scored["auroc"] is None else f"{scored['auroc']:.3f}"
+    return (f"against the known poison ({scored['poisoned']} samples): precision "
+            f"{format_rate(scored['precision'])}, recall {format_rate(scored['recall'])}, AUROC {auroc}\n")
 
 
 def _parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
