@@ -38,7 +38,8 @@ def read_mask(path: Path, n: int) -> np.ndarray:
         if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
             raise DataError(f"{path}: the mask must hold booleans or 0/1 values (dtype {mask.dtype})")
         mask = mask.astype(bool)
-    return mask
+    checked: np.ndarray = mask
+    return checked
 
 
 def against_mask(scores: np.ndarray, flagged: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
