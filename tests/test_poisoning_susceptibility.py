@@ -156,6 +156,22 @@ def test_label_flips_cost_accuracy_and_the_clean_retrain_is_the_baseline(cancer_
     assert again[0].metrics == e.metrics  # seeded
 
 
+def test_training_labels_missing_a_class_are_flagged() -> None:
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    model = LogisticRegression(max_iter=1000).fit(data.data, data.target)
+    keep = data.target != 2
+    target = build_target_from_objects(model, data.data, data.target, clip=None, name="iris",
+                                       x_train=data.data[keep], y_train=data.target[keep])
+    (e,) = build_probe("label-flip", rates=(0.1,)).run(target, RunContext(seed=0))
+    assert [f.code for f in e.flags] == ["train_classes_missing"]
+    assert "2 of the model's 3 classes" in e.flags[0].detail
+    assert not build_probe("label-flip", rates=(0.1,)).run(
+        build_target_from_objects(model, data.data, data.target, clip=None, name="iris",
+                                  x_train=data.data, y_train=data.target), RunContext(seed=0))[0].flags
+
+
 def test_settings_are_checked_with_their_names() -> None:
     with pytest.raises(ConfigError, match="rates"):
         build_probe("backdoor", rates=(0.7,))

@@ -28,12 +28,13 @@ import numpy as np
 from guard.attacks.poisoning.retrain import Retrainer, TrainerError
 from guard.attacks.poisoning.triggers import Trigger, flip_labels, plant_backdoor, trigger_for
 from guard.errors import ConfigError
-from guard.evidence import Evidence
+from guard.evidence import Evidence, Flag
 from guard.probes import EmittedEvidence, Probe, RunContext, bounded, check_ranges, register
 from guard.stats import Metric, paired_difference
 from guard.target import Capability, ModelAdapter, Target
 
 MAX_RATES = 16
+TRAIN_CLASSES_MISSING = "train_classes_missing"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +111,7 @@ class PoisonProbe(Probe):
             evidence = self.measure(target, retrainer, clean, rate, x_eval, y_eval, ctx.seed)
             evidence.params.update({"rate": rate, "recipe": retrainer.recipe, "samples": len(y_eval),
                                     "train_samples": len(y_train)})
+            evidence.flags.extend(coverage_flags(y_train, target.model.n_classes))
             evidence.seed = ctx.seed
             evidence.duration_s = time.perf_counter() - start + baseline_s / len(rates)
             out.append(evidence)
@@ -138,6 +140,17 @@ def training_data(target: Target) -> tuple[np.ndarray, np.ndarray]:
         target.require("poisoning", frozenset({Capability.TRAIN_DATA}))
         raise ConfigError(f"target {target.name!r} has no training data")
     return target.x_train, target.y_train
+
+
+def coverage_flags(y_train: np.ndarray, n_classes: int) -> list[Flag]:
+    """A flag when the training labels hold fewer classes than the model answers with: the
+    retrained recipe then never learns those classes, and every accuracy compares with that."""
+    present = len(np.unique(y_train))
+    if present >= n_classes:
+        return []
+    return [Flag(TRAIN_CLASSES_MISSING,
+                 f"the training labels hold {present} of the model's {n_classes} classes: the retrained "
+                 "model never sees the others, so its accuracy is not the deployed recipe's")]
 
 
 def _eval_samples(target: Target, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +189,7 @@ class Backdoor(PoisonProbe):
                  "baseline_accuracy", "accuracy_drop"),
         params=("rate", "target_class", "poisoned_samples", "trigger", "recipe", "samples", "train_samples"),
         key=("rate",),
+        flags=(TRAIN_CLASSES_MISSING,),
     )
 
     def check(self, target: Target) -> None:
@@ -224,6 +238,7 @@ class LabelFlip(PoisonProbe):
         metrics=("clean_accuracy", "baseline_accuracy", "accuracy_drop"),
         params=("rate", "flipped_samples", "recipe", "samples", "train_samples"),
         key=("rate",),
+        flags=(TRAIN_CLASSES_MISSING,),
     )
 
     def measure(self, target: Target, retrainer: Retrainer, clean: ModelAdapter, rate: float,
