@@ -154,7 +154,14 @@ def _member_header(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) 
 
 
 def _npy_header(path: Path, name: str, stream: IO[bytes]) -> _NpyHeader:
-    """Read past the magic and header of one .npy stream (numpy's own bounded parser)."""
+    """Read past the magic and header of one .npy member (numpy's own bounded parser)."""
+    return read_npy_header(stream, f"{path}: {plain(name)}")
+
+
+def read_npy_header(stream: IO[bytes], where: str) -> _NpyHeader:
+    """The shape, order and dtype of the .npy stream ``stream`` (read past its header), with
+    numpy's own bounded parser; ``where`` names it in the one-line DataError for a format
+    Guard does not read or a header that is not one."""
     fmt = np.lib.format
     try:
         version = fmt.read_magic(stream)
@@ -163,10 +170,10 @@ def _npy_header(path: Path, name: str, stream: IO[bytes]) -> _NpyHeader:
         elif version == (2, 0):
             shape, fortran, dtype = fmt.read_array_header_2_0(stream)
         else:
-            raise DataError(f"{path}: {plain(name)} uses .npy format {version[0]}.{version[1]}, which "
-                            "Guard does not read; write it with numpy.savez")
-    except (ValueError, TypeError, SyntaxError, RecursionError) as exc:
-        raise DataError(f"{path}: {plain(name)} is not a valid .npy array ({first_line(exc)})") from None
+            raise DataError(f"{where} uses .npy format {version[0]}.{version[1]}, which Guard does not "
+                            "read; write it with numpy.save or numpy.savez")
+    except (ValueError, TypeError, SyntaxError, RecursionError, EOFError) as exc:
+        raise DataError(f"{where} is not a valid .npy array ({first_line(exc)})") from None
     return _NpyHeader(tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype))
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from guard.errors import DataError
 from guard.limits import describe, human_bytes, limit
-from guard.npz import first_line, plain
+from guard.npz import first_line, plain, read_npy_header
 
 DIGEST = 32
 _MAX_CSV_LINE = 4 << 20  # characters in one physical line, as guard.data reads CSV
@@ -192,23 +192,12 @@ def _check_directory(path: Path, handle: IO[bytes]) -> None:
 
 
 def _header(path: Path, name: str, stream: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
-    fmt = np.lib.format
     where = f"{path}: {plain(name)}" if name else str(path)
-    try:
-        version = fmt.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(stream)
-        else:
-            raise DataError(f"{where}: .npy format {version[0]}.{version[1]}, which Guard does not read")
-    except (ValueError, TypeError, SyntaxError, RecursionError, EOFError) as exc:
-        raise DataError(f"{where}: not a valid .npy array ({first_line(exc)})") from None
-    dtype = np.dtype(dtype)
-    if dtype.hasobject:
+    header = read_npy_header(stream, where)
+    if header.dtype.hasobject:
         raise DataError(f"{where}: holds Python objects, which could run code when read; "
                         "store numeric arrays")
-    return tuple(int(d) for d in shape), bool(fortran), dtype
+    return header.shape, header.fortran_order, header.dtype
 
 
 def _dtype_text(dtype: np.dtype[Any]) -> str:
