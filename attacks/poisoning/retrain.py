@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from guard.errors import ConfigError
+from guard.models.torch_adapter import TorchModel
 from guard.target import ModelAdapter, Target
 
 TrainFn = Callable[[np.ndarray, np.ndarray, int], Any]
@@ -115,10 +117,6 @@ class Retrainer:
         return refit
 
     def _fit_torch(self, fn: TrainFn, x: np.ndarray, y: np.ndarray, seed: int) -> ModelAdapter:
-        import torch
-
-        from guard.models.torch_adapter import TorchModel
-
         spec = self.trainer_spec
         try:
             with contextlib.redirect_stdout(sys.stderr):
@@ -129,62 +127,31 @@ class Retrainer:
         if not isinstance(module, torch.nn.Module):
             raise TrainerError(f"trainer {spec} returned a {type(module).__name__}; "
                                "expected a torch.nn.Module")
-        n_classes = self.target.model.n_classes
-        probe = torch.as_tensor(np.asarray(x[:4], dtype=np.float32))
-        try:
-            with torch.inference_mode():
-                out = module.eval().float()(probe)
-        except Exception as exc:  # noqa: BLE001
-            raise TrainerError(f"the module trainer {spec} returned rejects inputs of shape "
-                               f"{tuple(probe.shape)}: {type(exc).__name__}: {_line(exc)}") from None
-        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != n_classes:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise TrainerError(f"the module trainer {spec} returned answers {shape} for "
-                               f"{len(probe)} inputs; the target has {n_classes} classes")
-        return _Checked(TorchModel(module, n_classes, "retrained"), str(spec))
+        return _CheckedTorchModel(module, self.target.model.n_classes, str(spec))
 
 
-class _Checked:
-    """A retrained module held to the contract at every prediction: finite class scores of
-    shape (n, n_classes). Anything else is the trainer's fault, named as such."""
+class _CheckedTorchModel(TorchModel):
+    """A retrained module held to the contract at every prediction, whatever the batch:
+    finite class scores of shape (n, n_classes). Anything else is the trainer's fault, named
+    as such."""
 
-    framework = "torch"
-
-    def __init__(self, inner: Any, spec: str) -> None:
-        self.inner = inner
-        self.n_classes = int(inner.n_classes)
+    def __init__(self, module: torch.nn.Module, n_classes: int, spec: str) -> None:
+        super().__init__(module, n_classes, "retrained")
         self.spec = spec
 
-    def _logits(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray) -> np.ndarray:
         try:
-            z = np.asarray(self.inner.logits(x))
+            z = np.asarray(super().logits(x))
         except Exception as exc:  # noqa: BLE001  (the user's module's forward)
-            raise TrainerError(f"the module trainer {self.spec} returned failed on {len(x)} inputs: "
-                               f"{type(exc).__name__}: {_line(exc)}") from None
+            raise TrainerError(f"the module trainer {self.spec} returned failed on {len(x)} inputs of "
+                               f"shape {tuple(x.shape[1:])}: {type(exc).__name__}: {_line(exc)}") from None
         if z.shape != (len(x), self.n_classes):
             raise TrainerError(f"the module trainer {self.spec} returned answers {z.shape} for "
-                               f"{len(x)} inputs; expected ({len(x)}, {self.n_classes})")
+                               f"{len(x)} inputs; the target has {self.n_classes} classes")
         if not np.isfinite(z).all():
             raise TrainerError(f"the module trainer {self.spec} returned non-finite class scores "
                                "(NaN or inf): the training diverged")
         return z
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self._logits(x).argmax(axis=1)
-        return out
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        z = self._logits(x).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        proba: np.ndarray = e / e.sum(axis=1, keepdims=True)
-        return proba
-
-    def torch_module(self) -> Any:
-        return self.inner.torch_module()
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.inner.describe())
 
 
 class _Padded:
