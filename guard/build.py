@@ -18,7 +18,7 @@ import numpy as np
 
 from guard.data import Dataset, load_data, load_training_data, make_dataset
 from guard.errors import ConfigError, DataError, TargetMismatchError
-from guard.models.loading import load_model
+from guard.models.loading import LoadedModel, load_model
 from guard.target import InputSpec, ModelAdapter, Target
 
 if TYPE_CHECKING:
@@ -66,9 +66,7 @@ def build_target(
     """
     clip_range = checked_clip(clip)
     model_path = Path(model_path)
-    decrypted = model_bytes is not None and model_path.suffix == ".enc"
-    shown = model_path.with_suffix("") if decrypted else model_path
-    loaded = load_model(shown, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle, data=model_bytes)
+    loaded, shown = _load_model_file(model_path, arch, unsafe_allow_pickle, model_bytes)
     data_path = Path(data_path)
     dataset = load_data(data_path, label_column=label_column)
     train_digest = None
@@ -82,11 +80,8 @@ def build_target(
         artifact=model_path,
         source=loaded.format,
     )
-    model_digest = (
-        hashlib.sha256(model_bytes).hexdigest() if model_bytes is not None else file_sha256(model_path)
-    )
     data_digest = dataset.sha256 or file_sha256(data_path)  # taken through the descriptor that read it
-    target.digests = {"model": f"sha256:{model_digest}", "data": f"sha256:{data_digest}"}
+    target.digests = {"model": _model_digest(model_path, model_bytes), "data": f"sha256:{data_digest}"}
     if train_digest is not None:
         target.digests["train_data"] = f"sha256:{train_digest}"
     return target
@@ -105,19 +100,30 @@ def build_training_target(
     """A target whose data is a training set alone (``guard data detect-poison``): an
     ``.npz`` must hold ``x_train`` and ``y_train``, a ``.csv`` is read as the training set.
     Its training arrays double as its evaluation arrays, checked against the model the same way."""
-    model_path, data_path = Path(model_path), Path(data_path)
+    clip_range = checked_clip(clip)
+    model_path = Path(model_path)
+    loaded, shown = _load_model_file(model_path, arch, unsafe_allow_pickle, model_bytes)
+    x, y, digest = load_training_data(Path(data_path), label_column=label_column, require_train=True)
+    dataset = make_dataset(x, y, x_train=x, y_train=y)
+    target = _assemble(loaded.obj, dataset, clip=clip_range, name=shown.stem, artifact=model_path,
+                       source=loaded.format)
+    target.digests = {"model": _model_digest(model_path, model_bytes), "train_data": f"sha256:{digest}"}
+    return target
+
+
+def _load_model_file(model_path: Path, arch: str | None, unsafe_allow_pickle: bool,
+                     model_bytes: bytes | None) -> tuple[LoadedModel, Path]:
+    """The loaded model and the name it is shown and loaded as: ``model.pt.enc`` decrypted
+    into ``model_bytes`` loads (and is named) as ``model.pt``."""
     decrypted = model_bytes is not None and model_path.suffix == ".enc"
     shown = model_path.with_suffix("") if decrypted else model_path
-    loaded = load_model(shown, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle, data=model_bytes)
-    x, y, digest = load_training_data(data_path, label_column=label_column, require_train=True)
-    dataset = make_dataset(x, y, x_train=x, y_train=y)
-    target = _assemble(loaded.obj, dataset, clip=checked_clip(clip), name=shown.stem, artifact=model_path,
-                       source=loaded.format)
-    model_digest = (
-        hashlib.sha256(model_bytes).hexdigest() if model_bytes is not None else file_sha256(model_path)
-    )
-    target.digests = {"model": f"sha256:{model_digest}", "train_data": f"sha256:{digest}"}
-    return target
+    return load_model(shown, arch=arch, unsafe_allow_pickle=unsafe_allow_pickle, data=model_bytes), shown
+
+
+def _model_digest(model_path: Path, model_bytes: bytes | None) -> str:
+    """``sha256:HEX`` of the bytes that loaded (the file's, when none were given)."""
+    digest = hashlib.sha256(model_bytes).hexdigest() if model_bytes is not None else file_sha256(model_path)
+    return f"sha256:{digest}"
 
 
 def _with_train_data(dataset: Dataset, path: Path, label_column: str | None) -> tuple[Dataset, str | None]:
