@@ -82,8 +82,10 @@ def build_target(
     )
     data_digest = dataset.sha256 or file_sha256(data_path)  # taken through the descriptor that read it
     target.digests = {"model": _model_digest(model_path, model_bytes), "data": f"sha256:{data_digest}"}
+    target.files = {"data": data_path}
     if train_digest is not None:
         target.digests["train_data"] = f"sha256:{train_digest}"
+        target.files["train_data"] = Path(str(train_data))
     return target
 
 
@@ -108,6 +110,7 @@ def build_training_target(
     target = _assemble(loaded.obj, dataset, clip=clip_range, name=shown.stem, artifact=model_path,
                        source=loaded.format)
     target.digests = {"model": _model_digest(model_path, model_bytes), "train_data": f"sha256:{digest}"}
+    target.files = {"train_data": Path(data_path)}
     return target
 
 

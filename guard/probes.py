@@ -53,6 +53,9 @@ BUILTIN_MODULES = (
     "guard.defenses.poison.probe",
     "guard.defenses.provenance.probe",
     "guard.attacks.poisoning.susceptibility",
+    "guard.defenses.pii.probe",
+    "guard.attacks.privacy.membership",
+    "guard.attacks.extraction.probes",
 )
 """Guard's own probes, in the order an audit runs them (artifact probes first)."""
 

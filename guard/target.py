@@ -86,6 +86,9 @@ class Target:
     artifact: Path | None = None
     deployment: dict[str, Any] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    """The data files the target was built from, by role (``data``, ``train_data``): what a
+    probe of the raw files (the personal-data scan) reads."""
 
     @property
     def capabilities(self) -> frozenset[Capability]:
