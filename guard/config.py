@@ -62,6 +62,12 @@ class AuditOptions:
     data_manifest: str | None = None
     data_manifest_key: str | None = None
     profile: str | None = None
+    budgets: tuple[int, ...] | None = None
+    endpoint: str | None = None
+    token_env: str | None = None
+    pii_data: tuple[str, ...] | None = None
+    quasi_identifiers: tuple[str, ...] | None = None
+    sensitive: str | None = None
     probes: dict[str, dict[str, Any]] | None = None
     """``[probes.<id or alias>]`` tables: one probe's settings (checked when the plan is built)."""
 
@@ -73,9 +79,10 @@ class AuditOptions:
 
 _STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name", "waivers", "baseline",
              "fail_on", "key", "key_env", "passphrase_env", "verify_with", "manifest",
-             "train_data", "trainer", "data_manifest", "data_manifest_key", "profile"}
+             "train_data", "trainer", "data_manifest", "data_manifest_key", "profile",
+             "endpoint", "token_env", "sensitive"}
 _INT_KEYS = {"steps", "samples", "batch_size", "seed"}
-_LIST_STR_KEYS = {"attacks", "format", "policy"}
+_LIST_STR_KEYS = {"attacks", "format", "policy", "pii_data", "quasi_identifiers"}
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -115,6 +122,11 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if not items or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
             raise bad("a number or a list of numbers")
         return tuple(float(v) for v in items)
+    if key == "budgets":
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
+            raise bad("a positive whole number or a list of them")
+        return tuple(items)
     if key == "probes":
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise bad("a table of tables, e.g. [tool.guard.probes.pgd] with steps = 100")

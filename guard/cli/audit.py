@@ -14,16 +14,18 @@ from typing import Any
 
 import click
 
-from guard.cli.options import FAIL_ON, FAIL_ON_HELP, FLOAT_LIST, NAME_LIST
+from guard.cli.options import COLUMN_LIST, FAIL_ON, FAIL_ON_HELP, FLOAT_LIST, INT_LIST, NAME_LIST
 from guard.config import AuditOptions, discover_pyproject, load_spec
 from guard.errors import ConfigError
 
 DEFAULT_OUT = "guard-report"
 DEFAULT_FORMATS = ("json", "html")
 DEMO_POLICIES = ("baseline", "gdpr", "ccpa")
-SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size", "trainer")
+SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size", "trainer", "budgets",
+                   "endpoint", "token_env")
 """Options that set the same-named setting of every probe declaring it (the evasion family;
-``--trainer`` for the poisoning simulations)."""
+``--trainer`` for the probes that retrain the recipe; ``--budgets``, ``--endpoint`` and
+``--token-env`` for the extraction attacks)."""
 
 
 @click.command()
@@ -42,6 +44,16 @@ SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size",
               "against it (file by file, row by row).")
 @click.option("--data-manifest-key", help="Public key of the data manifest's signer: its signature "
               "must verify (without it a signed manifest's hashes are checked, not its signature).")
+@click.option("--budgets", type=INT_LIST,
+              help="Query budgets of the extraction attacks, e.g. 50,100,250,500,1000.")
+@click.option("--endpoint", help="Run the extraction attacks against this HTTP endpoint (POST /v1/predict "
+              "protocol of guard serve) instead of the model in memory.")
+@click.option("--token-env", help="Environment variable holding the endpoint's bearer token.")
+@click.option("--pii-data", multiple=True, help="A raw data table (CSV, JSON lines, Parquet) to scan for "
+              "personal data (repeatable; default: the audit's data files when they are tables).")
+@click.option("--quasi-identifiers", type=COLUMN_LIST, help="Columns that together may identify a person "
+              "(age, postcode, ...), for k-anonymity (default: detected from the headers).")
+@click.option("--sensitive", help="The sensitive column whose l-diversity the scan reports.")
 @click.option("--profile", type=click.Choice(["quick", "thorough"]),
               help="quick (default): the default probes; thorough: also the poisoning simulations, "
               "which retrain the model.")
@@ -157,6 +169,8 @@ def _scoped(opts: AuditOptions, spec: Path | None,
                                     "passphrase_env": opts.passphrase_env},
         "supply_chain.scan": {"unsafe_allow_pickle": opts.unsafe_allow_pickle},
         "data.provenance": {"manifest": opts.data_manifest, "public_key": opts.data_manifest_key},
+        "data.pii_scan": {"paths": opts.pii_data, "quasi_identifiers": opts.quasi_identifiers,
+                          "sensitive": opts.sensitive},
     }
     for probe_id, values in given.items():
         chosen = {k: v for k, v in values.items() if v is not None}

@@ -25,22 +25,45 @@ class FloatList(click.ParamType):  # type: ignore[type-arg]
         return items
 
 
-class NameList(click.ParamType):  # type: ignore[type-arg]
-    """Comma-separated names: ``json,html``."""
+class IntList(click.ParamType):  # type: ignore[type-arg]
+    """Comma-separated positive whole numbers: ``50,100,250``."""
 
-    name = "name-list"
+    name = "int-list"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
-        items = tuple(v.strip().lower() for v in str(value).split(",") if v.strip())
+        try:
+            items = tuple(int(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of whole numbers", param, ctx)
+        if not items or any(v <= 0 for v in items):
+            self.fail(f"{value!r}: give positive whole numbers", param, ctx)
+        return items
+
+
+class NameList(click.ParamType):  # type: ignore[type-arg]
+    """Comma-separated names: ``json,html`` (lower-cased unless ``keep_case``: column names)."""
+
+    name = "name-list"
+
+    def __init__(self, keep_case: bool = False) -> None:
+        self.keep_case = keep_case
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        items = tuple(v.strip() if self.keep_case else v.strip().lower()
+                      for v in str(value).split(",") if v.strip())
         if not items:
             self.fail("give at least one name", param, ctx)
         return items
 
 
 FLOAT_LIST = FloatList()
+INT_LIST = IntList()
 NAME_LIST = NameList()
+COLUMN_LIST = NameList(keep_case=True)
 
 
 class FailOn(click.ParamType):  # type: ignore[type-arg]
