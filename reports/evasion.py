@@ -240,6 +240,6 @@ def other_row(m: Measured) -> OtherRow:
     )
 
 
-def flag_views(measured: Sequence[Measured]) -> tuple[FlagView, ...]:
-    return tuple(FlagView(c, FLAG_TITLES.get(c, c.replace("_", " ")), m.where, d)
+def flag_views(measured: Sequence[Measured], titles: Mapping[str, str] = FLAG_TITLES) -> tuple[FlagView, ...]:
+    return tuple(FlagView(c, titles.get(c, c.replace("_", " ")), m.where, d)
                  for m in measured for c, d in m.flags)

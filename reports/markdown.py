@@ -25,9 +25,13 @@ from guard.levels import FAILING
 from guard.textsafe import visible
 
 from .evasion import Measured, OtherRow, headline, ordered, other_row, parse
+from .extraction import extraction_view
 from .findings import WAIVED, finding_records, status_counts, worst_first
 from .json_report import run_id_of
+from .membership import Shown, membership_view
+from .pii import pii_view
 from .text import estimate, text
+from .views import in_privacy_section
 
 EVASION_SHOWN = 12
 ROWS_SHOWN = 40
@@ -119,9 +123,49 @@ def _target(audit: Mapping[str, Any]) -> list[str]:
         lines += ["No policy was applied: the evidence has not been judged against any control.", ""]
     if sweeps:
         lines += [f"Evasion: {_evasion_line(sweeps)}", ""]
-    others = [other_row(m) for m in measured if m.eps is None and not m.probe.startswith("supply_chain.")]
+    lines += _privacy_lines(measured)
+    others = [other_row(m) for m in measured if m.eps is None and not m.probe.startswith("supply_chain.")
+              and not in_privacy_section(m)]
     if others:
         lines += [f"Other measurements: {_other_line(others)}", ""]
+    return lines
+
+
+def _lower_first(title: str) -> str:
+    """A column title inside a sentence: ``advantage``, but ``AUC`` and ``TPR at 1% FPR``."""
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]
+
+
+def _shown(name: str, cell: Shown) -> str:
+    if cell.missing:
+        return f"{name} not measured ({cell.missing})"
+    return f"{name} {cell.value}" + (f" [{cell.interval}]" if cell.interval else "")
+
+
+def _privacy_lines(measured: Sequence[Measured]) -> list[str]:
+    """Membership inference per attack (with its flags), each extraction copy's budget sentence
+    (the page's), and each scanned file's personal data and re-identification figures."""
+    lines = []
+    membership = membership_view(measured)
+    if membership:
+        attacks = []
+        for row in membership.rows[:EVASION_SHOWN]:
+            pairs = list(zip(membership.columns, row.cells, strict=True))[:4]
+            cells = ", ".join(_shown(_lower_first(title), cell) for title, cell in pairs)
+            flags = "".join(f" ⚠ {code}" for code in row.flags)
+            attacks.append(escape(f"{row.attack}: {cells}{flags}"))
+        lines += [f"Membership inference: {' · '.join(attacks)}", ""]
+        lines += [f"⚠ {escape(f'{w.title} ({w.where}): {w.detail}')}" + "  " for w in membership.warnings]
+        lines += [""] if membership.warnings else []
+    extraction = extraction_view(measured)
+    if extraction and extraction.copies:
+        lines += ["Model extraction: " + " · ".join(escape(c.reading) for c in extraction.copies), ""]
+    pii = pii_view(measured)
+    for scan in pii.files if pii else ():
+        quasi, *figures = scan.risk
+        risk = "; ".join(_shown(_lower_first(r.label), r.value) for r in figures)
+        lines += [f"Personal data: {code(scan.path)}: {escape(scan.summary)}; "
+                  f"{escape(f'{risk} (quasi-identifiers: {quasi.value.value})')}", ""]
     return lines
 
 

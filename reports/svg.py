@@ -1,4 +1,4 @@
-"""Line charts as inline SVG, written in plain Python.
+"""Line and bar charts as inline SVG, written in plain Python, on linear or log axes (:mod:`.axes`).
 
 The HTML report must be one file that opens offline years from now and prints cleanly, so
 charts cannot come from a CDN or a JavaScript library, and pulling in a plotting stack to
@@ -17,12 +17,19 @@ from html import escape as html_escape
 
 from guard.textsafe import visible
 
+from .axes import RATE_AXIS, Linear, Log, LogAxis, log_axis, nice_ticks
+
+__all__ = ["Bar", "Layout", "LogAxis", "Point", "Series", "bar_chart", "escape", "line_chart", "log_axis",
+           "log_chart", "nice_ticks", "shortened"]
+
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 # Dash patterns tell series apart on a grey-scale printout, where colour is lost.
 DASHES = ("", "7 4", "2 3", "9 3 2 3", "4 2", "12 4 2 4 2 4")
 LEGEND_LABEL_MAX = 70
 BAR_LABEL_MAX = 36
+DENSE_POINTS = 40
+"""More points than this in a series (a ROC curve) are drawn smaller."""
 
 
 def escape(text: str) -> str:
@@ -65,24 +72,6 @@ class Layout:
     legend_row: int = 20
 
 
-def nice_ticks(high: float, target: int = 5) -> tuple[float, ...]:
-    """Ticks from 0 to at least ``high``, stepping by 1, 2, 2.5 or 5 times a power of ten.
-
-    Round steps are what a reader can interpolate between; 0.0437 is not.
-    """
-    if not math.isfinite(high) or high <= 0:
-        return (0.0, 1.0)
-    raw = high / target
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    step = 10 * magnitude
-    for multiple in (1.0, 2.0, 2.5, 5.0):
-        if multiple * magnitude >= raw:
-            step = multiple * magnitude
-            break
-    count = math.ceil(high / step - 1e-9)
-    return tuple(round(i * step, 12) for i in range(count + 1))
-
-
 def line_chart(
     series: Sequence[Series],
     *,
@@ -104,21 +93,52 @@ def line_chart(
     clean = [Series(s.label, _finite_sorted(s.points)) for s in series]
     xs = [p.x for s in clean for p in s.points]
     x_ticks = nice_ticks(x_max if x_max is not None else max(xs, default=0.0))
-    chart = _Frame(layout, x_ticks[-1], len(clean) + (1 if diagonal else 0))
-    parts = [
-        _open(layout, chart.height, title),
-        *chart.axes(x_ticks, x_label, y_label),
-    ]
+    x_scale = Linear(x_ticks, tuple(f"{t:g}" for t in x_ticks))
+    return _chart(clean, title, x_label, y_label, x_scale, RATE_AXIS, diagonal, layout)
+
+
+def log_chart(
+    series: Sequence[Series],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_axis: LogAxis,
+    y_axis: LogAxis | None = None,
+    diagonal: str = "",
+    layout: Layout = Layout(),
+) -> str:
+    """:func:`line_chart` with a base-10 x axis, and a base-10 y axis when ``y_axis`` is given
+    (otherwise rates from 0 to 100%).
+
+    A log scale spreads the small values a linear one crushes into its corner: a ROC curve's
+    true-positive rate at 0.1% false positives, a query budget of 50 beside one of 10,000.
+    A value at or below an axis floor (a rate of 0 has no logarithm) is drawn on the floor as a
+    hollow point, its tooltip says so, and a line under the legend says how many there are.
+    """
+    clean = [Series(s.label, _finite_sorted(s.points)) for s in series]
+    y_scale: Linear | Log = Log(y_axis) if y_axis is not None else RATE_AXIS
+    return _chart(clean, title, x_label, y_label, Log(x_axis), y_scale, diagonal, layout)
+
+
+def _chart(series: Sequence[Series], title: str, x_label: str, y_label: str, x_scale: Linear | Log,
+           y_scale: Linear | Log, diagonal: str, layout: Layout) -> str:
+    clipped = sum(1 for s in series for p in s.points if x_scale.below(p.x) or y_scale.below(p.y))
+    rows = len(series) + (1 if diagonal else 0) + (1 if clipped else 0)
+    chart = _Frame(layout, (x_scale, x_label), (y_scale, y_label), rows)
+    parts = [_open(layout, chart.height, title), *chart.axes()]
     if diagonal:
-        parts.extend(chart.diagonal(diagonal, len(clean)))
-    if not xs:
+        parts.extend(chart.diagonal(diagonal, len(series)))
+    if not any(s.points for s in series):
         parts.append(
             f'<text x="{layout.left + chart.plot_width / 2:.1f}" '
             f'y="{layout.top + layout.plot_height / 2:.1f}" text-anchor="middle">no data</text>'
         )
-    for i, s in enumerate(clean):
+    for i, s in enumerate(series):
         parts.extend(chart.series(s, PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]))
         parts.extend(chart.legend_item(i, s.label))
+    if clipped:
+        parts.extend(chart.clip_note(rows - 1, clipped))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -187,34 +207,50 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, width: int = 640
 
 
 def _finite_sorted(points: Sequence[Point]) -> tuple[Point, ...]:
-    kept = (p for p in points if math.isfinite(p.x) and math.isfinite(p.y))
+    """The points with finite coordinates, by x; an interval that is not finite is dropped."""
+    kept = [p if _finite(p.lo) and _finite(p.hi) else Point(p.x, p.y, None, None, p.note)
+            for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
     return tuple(sorted(kept, key=lambda p: p.x))
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
 
 
 class _Frame:
     """Maps data to user units and draws the pieces; one per chart."""
 
-    def __init__(self, layout: Layout, x_max: float, n_series: int) -> None:
+    def __init__(self, layout: Layout, x: tuple[Linear | Log, str], y: tuple[Linear | Log, str],
+                 legend_rows: int) -> None:
         self.layout = layout
-        self.x_max = x_max
+        (self.x, self.x_label), (self.y, self.y_label) = x, y
         self.plot_width = layout.width - layout.left - layout.right
         self.bottom = layout.top + layout.plot_height
         self.legend_top = self.bottom + 56
-        self.height = self.legend_top + n_series * layout.legend_row + 6
+        self.height = self.legend_top + legend_rows * layout.legend_row + 6
 
     def px(self, x: float) -> float:
-        return self.layout.left + x / self.x_max * self.plot_width
+        return self.layout.left + self.x.fraction(x) * self.plot_width
 
     def py(self, y: float) -> float:
-        return self.layout.top + (1.0 - min(1.0, max(0.0, y))) * self.layout.plot_height
+        return self.layout.top + (1.0 - self.y.fraction(y)) * self.layout.plot_height
 
-    def axes(self, x_ticks: Sequence[float], x_label: str, y_label: str) -> list[str]:
+    def axes(self) -> list[str]:
         lay = self.layout
         right = lay.left + self.plot_width
-        out = ['<g class="grid" stroke="#d9d9d9" stroke-width="1">']
-        y_ticks = [i / 5 for i in range(6)]
+        out = []
+        if self.x.minor or self.y.minor:
+            out.append('<g class="grid minor" stroke="#efefef" stroke-width="1">')
+            out += [f'<line x1="{self.px(t):.1f}" y1="{lay.top}" x2="{self.px(t):.1f}" '
+                    f'y2="{self.bottom}"/>' for t in self.x.minor]
+            out += [f'<line x1="{lay.left}" y1="{self.py(t):.1f}" x2="{right}" '
+                    f'y2="{self.py(t):.1f}"/>' for t in self.y.minor]
+            out.append("</g>")
+        out.append('<g class="grid" stroke="#d9d9d9" stroke-width="1">')
         out += [f'<line x1="{lay.left}" y1="{self.py(t):.1f}" x2="{right}" '
-                f'y2="{self.py(t):.1f}"/>' for t in y_ticks[1:]]
+                f'y2="{self.py(t):.1f}"/>' for t in self.y.grid]
+        out += [f'<line x1="{self.px(t):.1f}" y1="{lay.top}" x2="{self.px(t):.1f}" '
+                f'y2="{self.bottom}"/>' for t in self.x.grid]
         out.append("</g>")
         out.append(
             f'<g class="axes" stroke="#333" stroke-width="1"><line x1="{lay.left}" '
@@ -222,24 +258,24 @@ class _Frame:
             f'y1="{lay.top}" x2="{lay.left}" y2="{self.bottom}"/></g>'
         )
         out.append('<g class="ticks" fill="#333">')
-        for t in y_ticks:
+        for t, label in self.y.ticks:
             out.append(f'<text x="{lay.left - 6}" y="{self.py(t) + 4:.1f}" '
-                       f'text-anchor="end">{t:.0%}</text>')
-        for t in x_ticks:
+                       f'text-anchor="end">{escape(label)}</text>')
+        for t, label in self.x.ticks:
             x = self.px(t)
             out.append(f'<line x1="{x:.1f}" y1="{self.bottom}" x2="{x:.1f}" '
                        f'y2="{self.bottom + 5}" stroke="#333"/>')
             out.append(f'<text x="{x:.1f}" y="{self.bottom + 18}" '
-                       f'text-anchor="middle">{t:g}</text>')
+                       f'text-anchor="middle">{escape(label)}</text>')
         out.append("</g>")
         mid_y = lay.top + lay.plot_height / 2
         out.append(
             f'<text class="axis-label" x="{lay.left + self.plot_width / 2:.1f}" '
-            f'y="{self.bottom + 38}" text-anchor="middle">{escape(x_label)}</text>'
+            f'y="{self.bottom + 38}" text-anchor="middle">{escape(self.x_label)}</text>'
         )
         out.append(
             f'<text class="axis-label" x="14" y="{mid_y:.1f}" text-anchor="middle" '
-            f'transform="rotate(-90 14 {mid_y:.1f})">{escape(y_label)}</text>'
+            f'transform="rotate(-90 14 {mid_y:.1f})">{escape(self.y_label)}</text>'
         )
         return out
 
@@ -258,10 +294,15 @@ class _Frame:
         line = " ".join(f"{self.px(p.x):.1f},{self.py(p.y):.1f}" for p in s.points)
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(f'<polyline points="{line}" fill="none" stroke-width="2"{dash_attr}/>')
+        radius = 3.5 if len(s.points) <= DENSE_POINTS else 2
         for p in s.points:
-            tip = escape(p.note or f"{s.label}: x={p.x:g}, y={p.y:.1%}")
-            out.append(f'<circle cx="{self.px(p.x):.1f}" cy="{self.py(p.y):.1f}" r="3.5">'
-                       f"<title>{tip}</title></circle>")
+            tip = p.note or f"{s.label}: x={p.x:g}, y={p.y:.1%}"
+            hollow = ""
+            if self.x.below(p.x) or self.y.below(p.y):
+                tip += f" ({self._floor_words(p)})"
+                hollow = ' fill="#fff" stroke-width="1.5"'
+            out.append(f'<circle cx="{self.px(p.x):.1f}" cy="{self.py(p.y):.1f}" r="{radius}"{hollow}>'
+                       f"<title>{escape(tip)}</title></circle>")
         out.append("</g>")
         return out
 
@@ -269,14 +310,29 @@ class _Frame:
         """The y = x line (a ROC curve's chance level), dotted grey, with its legend entry."""
         lay = self.layout
         y = self.legend_top + index * lay.legend_row
+        start, end = max(self.x.low, self.y.low), min(self.x.high, self.y.high)
         return [
-            f'<line class="diagonal" x1="{self.px(0):.1f}" y1="{self.py(0):.1f}" '
-            f'x2="{self.px(min(1.0, self.x_max)):.1f}" y2="{self.py(min(1.0, self.x_max)):.1f}" '
+            f'<line class="diagonal" x1="{self.px(start):.1f}" y1="{self.py(start):.1f}" '
+            f'x2="{self.px(end):.1f}" y2="{self.py(end):.1f}" '
             'stroke="#777" stroke-width="1" stroke-dasharray="2 4"/>',
             f'<g class="legend"><line x1="{lay.left}" y1="{y}" x2="{lay.left + 30}" y2="{y}" '
             'stroke="#777" stroke-dasharray="2 4"/>'
             f'<text x="{lay.left + 38}" y="{y + 4}">{escape(label)}</text></g>',
         ]
+
+    def clip_note(self, index: int, count: int) -> list[str]:
+        """The legend's last line: how many points lie below an axis floor, drawn on it."""
+        lay = self.layout
+        y = self.legend_top + index * lay.legend_row
+        words = (f"{count} hollow point{'' if count == 1 else 's'}: below the axis floor "
+                 "(a rate of 0 has no logarithm), drawn on it")
+        return [f'<g class="legend clipped"><text x="{lay.left}" y="{y + 4}">{escape(words)}</text></g>']
+
+    def _floor_words(self, p: Point) -> str:
+        """``false-positive rate 0 drawn at the axis floor 0.1%``, for each axis it is below."""
+        return "; ".join(f"{label} {value:g} drawn at the axis floor {scale.ticks[0][1]}"
+                         for scale, label, value in ((self.x, self.x_label, p.x), (self.y, self.y_label, p.y))
+                         if scale.below(value))
 
     def _error_bar(self, p: Point) -> str:
         x, lo, hi = self.px(p.x), self.py(p.lo or 0.0), self.py(p.hi or 0.0)
@@ -295,3 +351,4 @@ class _Frame:
             f'<circle cx="{lay.left + 15}" cy="{y}" r="3.5" fill="{colour}"/>'
             f'<text x="{lay.left + 38}" y="{y + 4}">{escape(text)}</text></g>'
         ]
+

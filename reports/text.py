@@ -8,6 +8,7 @@ which one rounded differently. Nothing here escapes: each format escapes for its
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,25 @@ def value_of(metric: Mapping[str, Any]) -> float:
     """The metric's value as a float, NaN when it was not finite (written as null)."""
     value = metric.get("value")
     return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def count(value: Any) -> str:
+    """A whole number as ``12,345`` (a count the JSON may hold as ``12345.0``); anything else,
+    a fraction or a string a hostile file put there, as :func:`text` shows it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return text(value)
+
+
+def metric_value(metrics: Mapping[str, Any], name: str) -> float | None:
+    """The finite value of ``metrics[name]``, or ``None`` where it is absent, null or not a number."""
+    metric = metrics.get(name)
+    value = metric.get("value") if isinstance(metric, Mapping) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def params_text(params: Mapping[str, Any]) -> str:

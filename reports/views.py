@@ -4,7 +4,8 @@ As in coverage.py's ``html.py``, the audit dicts are first turned into small fro
 models, so the template only lays things out and the wording can be tested without parsing
 HTML. The input is the plain dicts of report.json (not live objects), so ``guard report``
 re-renders an old audit into the same page. The parts live beside this module:
-:mod:`.evasion` (the sweep), :mod:`.charts` (privacy, extraction, detection charts),
+:mod:`.evasion` (the sweep), :mod:`.membership`, :mod:`.extraction` and :mod:`.pii` (the
+privacy part: numbers, plain words and charts), :mod:`.charts` (detection),
 :mod:`.poisoning` (susceptibility curves, the backdoor scan's reversed trigger),
 :mod:`.compliance` (summary, view by regulation, findings, waivers).
 """
@@ -18,11 +19,13 @@ from typing import Any
 import guard
 from guard.evidence import SCHEMA
 
-from .charts import evidence_charts
+from .charts import detection_charts
 from .compliance import ComplianceView, SummaryView, compliance_view, summary_view
 from .evasion import (
+    FLAG_TITLES,
     ChartView,
     FlagView,
+    Measured,
     OtherRow,
     RobustRow,
     SeriesSettings,
@@ -35,7 +38,12 @@ from .evasion import (
     robustness_charts,
     series_settings,
 )
+from .extraction import FLAG_TITLES as EXTRACTION_FLAG_TITLES
+from .extraction import ExtractionView, extraction_view, in_section_table
 from .findings import finding_records
+from .membership import FLAG_TITLES as MEMBERSHIP_FLAG_TITLES
+from .membership import MEMBERSHIP_PROBE, MembershipView, membership_view
+from .pii import PII_PROBE, PiiView, pii_view
 from .poisoning import poisoning_charts
 from .text import plural, text
 
@@ -80,6 +88,11 @@ class TargetView:
     settings: tuple[SeriesSettings, ...]
     charts: tuple[ChartView, ...]
     evidence_charts: tuple[ChartView, ...]
+    """Every chart of the privacy part, in order: membership ROC, extraction, detection."""
+    membership: MembershipView | None
+    extraction: ExtractionView | None
+    pii: PiiView | None
+    detection: tuple[ChartView, ...]
     poisoning: tuple[ChartView, ...]
     other: tuple[OtherRow, ...]
     flags: tuple[FlagView, ...]
@@ -116,6 +129,8 @@ def _target_view(index: int, audit: Mapping[str, Any]) -> TargetView:
     model: Mapping[str, Any] = target.get("model") or {}
     measured = [parse(ev) for ev in audit.get("evidence") or ()]
     sweeps = [m for m in measured if m.eps is not None]
+    membership, extraction = membership_view(measured), extraction_view(measured)
+    detection = tuple(detection_charts(measured))
     return TargetView(
         anchor=f"target-{index}",
         name=_name(audit),
@@ -124,13 +139,24 @@ def _target_view(index: int, audit: Mapping[str, Any]) -> TargetView:
         rows=tuple(robust_row(m) for m in ordered(sweeps)),
         settings=series_settings(sweeps),
         charts=robustness_charts(sweeps),
-        evidence_charts=evidence_charts(measured),
+        evidence_charts=(*(membership.charts if membership else ()),
+                         *(extraction.charts if extraction else ()), *detection),
+        membership=membership,
+        extraction=extraction,
+        pii=pii_view(measured),
+        detection=detection,
         poisoning=poisoning_charts(measured),
-        other=tuple(other_row(m) for m in measured if m.eps is None),
-        flags=flag_views(measured),
+        other=tuple(other_row(m) for m in measured if m.eps is None and not in_privacy_section(m)),
+        flags=flag_views(measured, {**FLAG_TITLES, **MEMBERSHIP_FLAG_TITLES, **EXTRACTION_FLAG_TITLES}),
         compliance=compliance_view(finding_records(audit), audit.get("gate")),
         reproducibility=_reproducibility(audit, target),
     )
+
+
+def in_privacy_section(m: Measured) -> bool:
+    """Whether the privacy part of the page shows this entry in full (its table holds every
+    metric and setting), so the table of other measurements need not repeat it."""
+    return m.probe in (MEMBERSHIP_PROBE, PII_PROBE) or in_section_table(m)
 
 
 def _facts(target: Mapping[str, Any], model: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
