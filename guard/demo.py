@@ -149,6 +149,21 @@ def ensure_demo_files(cache: Path | None = None) -> dict[str, Path]:
     return paths
 
 
+DEMO_PII_TABLE = "people-synthetic.csv"
+
+
+def demo_pii_table(cache: Path | None = None) -> Path:
+    """A small table of fictional people (generated with a fixed seed, never real data) for
+    the demo's personal-data scan; written once to the cache."""
+    from guard.defenses.pii.synthetic import write_demo_table
+
+    path = (cache or cache_dir()) / DEMO_PII_TABLE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_demo_table(path, rows=200, seed=DEMO_SEED)
+    return path
+
+
 def demo_options(cache: Path | None = None) -> list[AuditOptions]:
     """The two demo targets as ``guard audit`` options: they go through exactly the checks
     and safe loaders a user's files go through."""

@@ -122,10 +122,16 @@ FIXTURES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                covers_audit_data=metric(1.0), rows_changed=metric(0.0008, 1197, (0.0001, 0.0047))),
     ),
     "data.pii_scan": (
-        simple("data.pii_scan", {"path": "train.csv"}, pii_findings=metric(0.0),
-               special_category_findings=metric(0.0), rows_scanned=metric(1000.0)),
-        simple("data.pii_scan", {"path": "train.csv"}, pii_findings=metric(3.0),
-               special_category_findings=metric(2.0), rows_scanned=metric(1000.0)),
+        simple("data.pii_scan", {"path": "train.csv", "quasi_identifiers": ["age", "postcode"]},
+               pii_findings=metric(0.0),
+               special_category_findings=metric(0.0), rows_scanned=metric(1000.0),
+               columns_with_pii=metric(0.0), k_anonymity=metric(12.0),
+               unique_share=metric(0.0, 1000, (0.0, 0.0038))),
+        simple("data.pii_scan", {"path": "train.csv", "quasi_identifiers": ["age", "postcode"]},
+               pii_findings=metric(3.0),
+               special_category_findings=metric(2.0), rows_scanned=metric(1000.0),
+               columns_with_pii=metric(2.0), k_anonymity=metric(1.0),
+               unique_share=metric(0.41, 1000, (0.38, 0.44))),
     ),
 }
 

@@ -21,6 +21,7 @@ from guard.errors import ConfigError
 DEFAULT_OUT = "guard-report"
 DEFAULT_FORMATS = ("json", "html")
 DEMO_POLICIES = ("baseline", "gdpr", "ccpa")
+PII_PROBE = "data.pii_scan"
 SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size", "trainer", "budgets",
                    "endpoint", "token_env")
 """Options that set the same-named setting of every probe declaring it (the evasion family;
@@ -121,6 +122,13 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
         from guard.demo import DEMO_TRAINER
 
         plan = replace(plan, probe_settings={**shared, "trainer": DEMO_TRAINER})
+    if demo and "paths" not in scoped.get(PII_PROBE, {}) and _runs(plan, PII_PROBE):
+        from dataclasses import replace
+
+        from guard.demo import demo_pii_table
+
+        table = {**scoped.get(PII_PROBE, {}), "paths": (str(demo_pii_table()),)}
+        plan = replace(plan, scoped={**scoped, PII_PROBE: table})
     plan.validate()  # every setting's name and range, before the demo models are even built
     targets = _demo_files() if demo else [_files(opts)]
     outcome = service.audit(targets, plan, setup, fail_on=fail_on,
@@ -134,6 +142,14 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
         print_findings(outcome)
     write_report_set(outcome.results, out, formats)
     return outcome.return_code()
+
+
+def _runs(plan: Any, probe_id: str) -> bool:
+    """Whether the plan runs the probe ``probe_id`` (named, or among the defaults)."""
+    from guard.probes import probe_class
+
+    names = plan.attacks or plan.default_model_probes()
+    return any(probe_class(name).id == probe_id for name in names)
 
 
 def _takes(plan: Any, setting: str) -> bool:
