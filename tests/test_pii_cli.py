@@ -115,7 +115,12 @@ HUGE_FIELD = "a," + "x" * 200_000 + "\n"
     ("huge.csv", ("h,i\n" + HUGE_FIELD).encode(), "a field is longer than 131072 characters"),
     ("long.csv", b"h\n" + b"x" * (5 << 20) + b"\n", "line 2 is longer than"),
     ("empty.csv", b"", "empty file"),
-    ("quote.csv", b'a,b\n"unterminated,1\n2,3\n', "line 3 has 1 cells"),  # the quote runs to the end
+    ("quote.csv", b'a,b\n"unterminated,1\n2,3\n', "line 2: cannot read CSV (a quoted field opened on this "
+     "line is never closed)"),
+    # a quote opened in the header swallowed the whole file: it read as 0 rows, exit 0
+    ("header_quote.csv", b'"a,b\n1,x@example.com\n', "line 1: cannot read CSV (a quoted field opened"),
+    ("after_quote.csv", b'a,b\n1,"2"x\n', "line 2: cannot read CSV (',' expected after '\"'"),
+    ("blank_header.csv", b"\na,b\n1,2\n", "line 1 is blank, expected a header row"),
     ("list.jsonl", b'{"a": 1}\n[1, 2]\n', "line 2: a JSON list, expected an object per line"),
     ("broken.jsonl", b'{"a": 1}\n{"a": \n', "line 2: not JSON"),
     ("deep.jsonl", b'{"a": ' + b"[" * 500 + b"]" * 500 + b"}\n", "nested deeper"),

@@ -20,10 +20,10 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from guard.attacks.privacy import membership, roc, scores
+from guard.attacks.privacy import roc, samples, scores
 from guard.build import build_target_from_objects
 from guard.cli import cli
-from guard.errors import ConfigError, DataError
+from guard.errors import ConfigError, DataError, TargetMismatchError
 from guard.evidence import Evidence
 from guard.policies.catalogue import load_catalogue
 from guard.probes import RunContext, build_probe, probe_class
@@ -258,7 +258,7 @@ def test_accuracy_is_the_best_threshold_on_balanced_sets(forest_target: Target,
                                                          forest_evidence: list[Evidence]) -> None:
     x_train, y_train = forest_target.x_train, forest_target.y_train
     assert x_train is not None and y_train is not None
-    parts = membership.split(len(y_train), len(forest_target.y_eval), 2000, 0)
+    parts = samples.split(*samples.record_ids(x_train, forest_target.x_eval), 2000, 0)
     def loss(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return scores.loss_scores(scores.true_label_probability(forest_target.model.predict_proba(x), y))
 
@@ -279,7 +279,7 @@ def test_the_art_baseline_is_art_run_directly(forest_target: Target, forest_evid
     x_train, y_train = forest_target.x_train, forest_target.y_train
     assert x_train is not None and y_train is not None
     x_eval, y_eval = forest_target.x_eval, forest_target.y_eval
-    parts = membership.split(len(y_train), len(y_eval), 2000, 0)
+    parts = samples.split(*samples.record_ids(x_train, x_eval), 2000, 0)
     count = min(len(parts.spare_members), len(parts.spare_non_members), len(parts.members))
     know_m, know_n = parts.spare_members[:count], parts.spare_non_members[:count]
     with scores.art_session(0):  # torch's generator seeded, one thread: as the probe runs ART
@@ -391,6 +391,73 @@ def test_training_data_that_does_not_fit_the_model_is_one_line(forest_target: Ta
         with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
             probe.check(target)
         assert "\n" not in str(caught.value)
+
+
+def test_evaluation_data_that_is_the_training_data_is_refused(forest_target: Target) -> None:
+    """Evaluation rows identical to training rows are members to the model: scoring them as
+    non-members would report a leak-free model (or a hiding one) by construction."""
+    x, y = forest_target.x_train, forest_target.y_train
+    assert x is not None and y is not None
+    same = Target(name="same", model=forest_target.model, x_eval=x.copy(), y_eval=y.copy(),
+                  input_spec=forest_target.input_spec, x_train=x, y_train=y)
+    shared = r"285 of the 285 evaluation samples are also training samples"
+    with pytest.raises(DataError, match=shared) as caught:
+        build_probe("membership").check(same)
+    assert "\n" not in str(caught.value)
+
+
+def test_duplicated_rows_are_one_record_and_never_cross_the_split() -> None:
+    rng = np.random.default_rng(3)
+    x_train = rng.normal(size=(60, 4))
+    x_train = np.r_[x_train, x_train[:20]]  # 20 records twice
+    x_eval = np.r_[rng.normal(size=(50, 4)), x_train[:5]]  # 5 evaluation rows are training records
+    train_ids, eval_ids = samples.record_ids(x_train, x_eval)
+    records = samples.count_records(train_ids, eval_ids)
+    assert (records.train, records.held_out, records.shared_rows) == (60, 50, 5)
+    parts = samples.split(train_ids, eval_ids, 1000, 0)
+    assert len(parts.members) == len(parts.non_members) == 25
+    scored_train, scored_eval = set(train_ids[parts.members]), set(eval_ids[parts.non_members])
+    assert len(scored_train) == 25 and len(scored_eval) == 25  # one row per record
+    assert not scored_train & set(train_ids[parts.spare_members])  # no copy of a member trains a reference
+    assert not scored_eval & set(eval_ids[parts.spare_non_members])
+    held_out = scored_eval | set(eval_ids[parts.spare_non_members])
+    assert not held_out & set(train_ids)  # no member as a non-member
+    assert len(parts.spare_members) == 80 - 25 - sum(i in scored_train for i in train_ids[60:])
+
+
+def test_negative_zero_is_the_same_record() -> None:
+    train_ids, eval_ids = samples.record_ids(np.array([[0.0, 1.0]]), np.array([[-0.0, 1.0], [0.0, 2.0]]))
+    assert eval_ids[0] == train_ids[0] and eval_ids[1] != train_ids[0]
+
+
+class _NaNModel:
+    framework, n_classes = "sklearn", 2
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner.predict(x))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = np.asarray(self.inner.predict_proba(x), dtype=np.float64)
+        p[::7] = np.nan
+        return p
+
+    def torch_module(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_model_answering_nan_is_one_line(forest_target: Target) -> None:
+    broken = Target(name="nan", model=_NaNModel(forest_target.model), x_eval=forest_target.x_eval,
+                    y_eval=forest_target.y_eval, input_spec=forest_target.input_spec,
+                    x_train=forest_target.x_train, y_train=forest_target.y_train)
+    probe = build_probe("membership", attacks=["loss_threshold"])
+    with pytest.raises(TargetMismatchError, match="probabilities are not finite"):
+        probe.run(broken, RunContext(seed=0))
 
 
 # -- PyTorch: the recipe comes from --trainer ------------------------------------------------------

@@ -14,8 +14,10 @@ statistics):
 
 The data: members are drawn from the target's training set, as many non-members from its
 evaluation set (held out), balanced, at most ``members`` each and at most half of either
-set; the other halves are the population the reference models train on, and the known
-members and non-members ART's attack model learns from. Nothing scored is ever trained on.
+set's distinct records; the other halves are the population the reference models train on,
+and the known members and non-members ART's attack model learns from. Nothing scored, and
+no copy of it, is ever trained on; an evaluation row identical to a training row is never a
+non-member (:mod:`.samples`).
 
 The null control: one more model, trained by the recipe on the spare members (the target's
 own training distribution), has seen neither the scored members nor the scored
@@ -40,7 +42,8 @@ import numpy as np
 
 from guard.attacks.poisoning.retrain import Retrainer, TrainerError
 from guard.attacks.privacy import roc, scores
-from guard.errors import ConfigError, DataError
+from guard.attacks.privacy.samples import Split, count_records, record_ids, split
+from guard.errors import ConfigError, DataError, TargetMismatchError
 from guard.evidence import Curve, Evidence, Flag
 from guard.probes import EmittedEvidence, Probe, RunContext, bounded, check_ranges, register
 from guard.stats import Metric
@@ -94,26 +97,6 @@ class MembershipSettings:
 
 
 @dataclass(slots=True)
-class Split:
-    """Indices into the target's training (``member``) and evaluation (``non_member``) sets."""
-
-    members: np.ndarray
-    non_members: np.ndarray
-    spare_members: np.ndarray
-    spare_non_members: np.ndarray
-
-
-def split(n_train: int, n_eval: int, cap: int, seed: int) -> Split:
-    """Balanced scored sets of ``min(cap, n_train // 2, n_eval // 2)`` members and
-    non-members; the rest of each set is spare (population, and ART's training data), in a
-    random order, so any prefix of it is a random sample however the data was sorted."""
-    count = min(cap, n_train // 2, n_eval // 2)
-    rng = np.random.default_rng(seed)
-    train, held_out = rng.permutation(n_train), rng.permutation(n_eval)
-    return Split(np.sort(train[:count]), np.sort(held_out[:count]), train[count:], held_out[count:])
-
-
-@dataclass(slots=True)
 class Scored:
     """One attack's scores of the members and non-members, on the target and on the null model."""
 
@@ -147,8 +130,12 @@ class MembershipInference(Probe):
     )
 
     def check(self, target: Target) -> None:
+        self._checked(target)
+
+    def _checked(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`check`, giving back each row's record id (training rows, evaluation rows)."""
         super().check(target)
-        _check_data(self.id, target)
+        ids = _check_data(self.id, target)
         explicit = RMIA in self.settings.attacks and self.settings.chosen_explicitly
         if explicit and self._retrainer(target) is None:
             raise ConfigError(
@@ -156,6 +143,7 @@ class MembershipInference(Probe):
                 f"{target.name!r} is a PyTorch model whose file holds none: name the training "
                 "function with --trainer MODULE:FUNCTION (called as train(x, y, seed) -> nn.Module), "
                 "or leave rmia out of attacks")
+        return ids
 
     def _retrainer(self, target: Target) -> Retrainer | None:
         """The recipe (checked: a bad ``--trainer`` is an error now), or None for a PyTorch
@@ -165,12 +153,12 @@ class MembershipInference(Probe):
         return Retrainer(target, self.settings.trainer)
 
     def run(self, target: Target, ctx: RunContext) -> list[Evidence]:
-        self.check(target)
+        train_ids, eval_ids = self._checked(target)
         x_train, y_train = _training_data(self.id, target)
         retrainer = self._retrainer(target)
         s = self.settings
         attacks = [a for a in s.attacks if a != RMIA or retrainer is not None]
-        parts = split(len(y_train), len(target.y_eval), s.members, ctx.seed)
+        parts = split(train_ids, eval_ids, s.members, ctx.seed)
         data = _Data(target, x_train, y_train, parts)
         total = (0 if retrainer is None else s.reference_models + 1) + len(attacks)
         step = _Steps(ctx, self.id, total)
@@ -256,10 +244,15 @@ def _training_data(probe: str, target: Target) -> tuple[np.ndarray, np.ndarray]:
     return target.x_train, target.y_train
 
 
-def _check_data(probe: str, target: Target) -> None:
-    """Training data that fits the model, and enough of both kinds: one line otherwise."""
+def _check_data(probe: str, target: Target) -> tuple[np.ndarray, np.ndarray]:
+    """Training data that fits the model, and enough records of both kinds (an evaluation
+    row that is also a training row is no non-member): one line otherwise. Gives back each
+    row's record id (:func:`.samples.record_ids`)."""
     x, y = _training_data(probe, target)
     n_classes = target.model.n_classes
+    if n_classes < 2:
+        raise DataError(f"{probe}: the model has {n_classes} class: it gives every sample the same answer, "
+                        "so there is no membership to infer (needs at least 2 classes)")
     for name, xs, ys in (("training", x, y), ("evaluation", target.x_eval, target.y_eval)):
         if xs.shape[1:] != tuple(target.input_spec.shape):
             raise DataError(f"{probe}: {name} samples have shape {tuple(xs.shape[1:])}, the model's inputs "
@@ -275,6 +268,18 @@ def _check_data(probe: str, target: Target) -> None:
         if len(ys) < 2 * MIN_MEMBERS:
             raise DataError(f"{probe}: needs at least {2 * MIN_MEMBERS} {name} samples (half are scored, "
                             f"half train the attacks), got {len(ys)}")
+    train_ids, eval_ids = record_ids(x, target.x_eval)
+    records = count_records(train_ids, eval_ids)
+    if records.train < 2 * MIN_MEMBERS:
+        raise DataError(f"{probe}: the {len(y)} training samples hold {records.train} distinct records (the "
+                        f"rest are copies); needs at least {2 * MIN_MEMBERS}")
+    if records.held_out < 2 * MIN_MEMBERS:
+        shared = (f"{records.shared_rows} of the {records.eval_rows} evaluation samples are also training "
+                  "samples (identical features), so ") if records.shared_rows else ""
+        raise DataError(f"{probe}: {shared}the evaluation data holds {records.held_out} records the model "
+                        f"never trained on; needs at least {2 * MIN_MEMBERS} (is the evaluation data the "
+                        "training data?)")
+    return train_ids, eval_ids
 
 
 class _Data:
@@ -295,6 +300,11 @@ class _Data:
         self.spare_members = np.arange(2 * m, 2 * m + s_m)
         self.spare_non_members = np.arange(2 * m + s_m, 2 * m + s_m + s_n)
         self.proba = np.asarray(target.model.predict_proba(self.x), dtype=np.float64)
+        broken = ~np.isfinite(self.proba).all(axis=1)
+        if broken.any():
+            raise TargetMismatchError(
+                f"the model's probabilities are not finite (NaN or inf) for {int(broken.sum())} of "
+                f"{len(self.y)} training and evaluation samples: membership scores need finite answers")
         self.p_true = scores.true_label_probability(self.proba, self.y)
         self.n_classes = target.model.n_classes
 
@@ -355,6 +365,9 @@ def _train_models(probe: str, retrainer: Retrainer, data: _Data, references: int
             with seeded(seeds[k]):  # the user's trainer may use (and reseed) the global generators
                 model = retrainer.fit(data.x[seen], data.y[seen], seeds[k])
                 proba = np.asarray(model.predict_proba(data.x), dtype=np.float64)
+            if not np.isfinite(proba).all():
+                raise TrainerError(f"the retrained model's probabilities are not finite (NaN or inf) for "
+                                   f"{int((~np.isfinite(proba).all(axis=1)).sum())} samples")
         except TrainerError as exc:
             raise TrainerError(f"{probe}, {what}: {exc}") from None
         trained.append((proba, seen))

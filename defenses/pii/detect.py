@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from guard.defenses.pii import ids, vocab
+from guard.defenses.pii import ids, names, vocab
 from guard.defenses.pii.dates import DATE_TEXT, birth_date
 
 PII_KINDS = ("email", "phone", "payment_card", "iban", "national_id", "ipv4", "ipv6", "date_of_birth",
@@ -64,10 +64,15 @@ class CellResult:
     bare: Bare | None = None
     masked: bool = False
     """Already pseudonymised, redacted or masked (a token, ``[EMAIL]``, ``j***``)."""
+    pending_name: bool = False
+    """Shaped like a person's name under a header that may mean one (``name``, ``customer``):
+    a name once the whole column confirms it (:mod:`.names`)."""
 
 
 EMPTY = CellResult()
 MASKED = CellResult(masked=True)
+PENDING_NAME = CellResult(pending_name=True)
+PERSON_NAME = "person_name"
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _EMAIL = re.compile(r"(?<![\w.%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
@@ -91,6 +96,8 @@ _HAS_DIGIT = re.compile(r"\d").search
 _HAS_LETTER = re.compile(r"[^\W\d_]").search
 _NON_DIGIT = re.compile(r"\D")
 _MASKED = re.compile(r"pii_[0-9a-f]{16,64}|\[[A-Z][A-Z0-9_ ]*\]")
+_NAME_WORDS = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
+_WHOLE_FLOAT = re.compile(r"(\d+)\.0*")
 
 
 def looks_masked(text: str) -> bool:
@@ -100,18 +107,24 @@ def looks_masked(text: str) -> bool:
 
 class ColumnDetector:
     """The detectors for one column, tuned by its header once. ``confirmed`` are the
-    :class:`Bare` schemes the whole column confirmed (a second pass, for masking, gets them)."""
+    :class:`Bare` schemes the whole column confirmed, and ``person_name`` when it confirmed
+    its pending names (a second pass, for masking, gets them)."""
 
     def __init__(self, name: str, *, confirmed: frozenset[str] = frozenset()) -> None:
         h = vocab.header(name)
         self.name = name
         self.special = vocab.special_category_of(h)
-        self.name_hint = h.has(*vocab.NAME_WORDS) and not h.has(*vocab.NAME_NOT)
+        self.special_values = not h.has(*vocab.NOT_SPECIAL_VALUE_WORDS)
+        name_kind = vocab.name_header(h)
+        self.name_hint = name_kind == "strong" or (name_kind == "weak" and PERSON_NAME in confirmed)
+        self.name_pending = name_kind == "weak" and not self.name_hint
         self.dob_hint = h.has(*vocab.DOB_WORDS) or h.has_all("birth", "date") or h.has_all("date", "birth")
         self.phone_hint = (h.has(*vocab.PHONE_WORDS) or h.has_all("cell", "phone")
                            or h.has_all("cell", "number"))
-        self.card_hint = (h.has(*vocab.CARD_WORDS) or h.has_all("card", "number")
-                          or h.has_all("credit", "card"))
+        self.bare_card = not h.has(*vocab.NOT_CARD_WORDS)
+        """Whether bare digits may count as a card here (not under ``imei``, ``sku``, ``gift_card``)."""
+        self.card_hint = self.bare_card and (h.has(*vocab.CARD_WORDS) or h.has_all("card", "number")
+                                             or h.has_all("credit", "card"))
         self.iban_hint = h.has(*vocab.IBAN_WORDS)
         self.ip_ok = not h.has(*vocab.NOT_IP_WORDS)
         named = [s for w, schemes in vocab.ID_SCHEMES_BY_WORD.items() if h.has(w) for s in schemes]
@@ -141,9 +154,12 @@ class ColumnDetector:
         if _NUMBER.fullmatch(s):
             return self._number(s, lead)
         hits = self._patterns(s)
+        pending = False
         if not masked:
+            if self.name_pending and not hits:
+                pending = self._name_shaped(s) and not organisation(s)
             hits.extend(self._by_header(s))
-            if not self.special and len(s) <= 60:
+            if not self.special and self.special_values and len(s) <= 60:
                 category = vocab.SPECIAL_VALUES.get(vocab.normal(s))
                 if category is not None:
                     lead.append(Hit(category, 0, len(s), special=True))
@@ -151,7 +167,7 @@ class ColumnDetector:
                 hits.extend(self._context(s))
         found = (*lead, *_resolve(hits))
         if not found:
-            return MASKED if masked else EMPTY
+            return PENDING_NAME if pending else MASKED if masked else EMPTY
         return CellResult(found)
 
     # -- numbers ------------------------------------------------------------------------------
@@ -159,9 +175,15 @@ class ColumnDetector:
     def _number(self, s: str, lead: list[Hit]) -> CellResult:
         hits = list(lead)
         bare_digits = s.isascii() and s.isdigit()
+        whole = _WHOLE_FLOAT.fullmatch(s) if not bare_digits and s.isascii() else None
+        if whole is not None and (self.dob_hint or self.phone_hint or self.card_hint or self.id_hint):
+            # an integer column written as floats (a missing value makes pandas write 2025550143.0)
+            digits = whole.group(1)
+            found = self._number(digits, [])
+            return CellResult((*lead, *(Hit(h.kind, 0, len(s), h.detail) for h in found.hits)))
         if self.dob_hint and bare_digits and birth_date(s, compact=True):
             hits.append(Hit("date_of_birth", 0, len(s)))
-        elif self.phone_hint and bare_digits and _phone(s, hinted=True):
+        elif self.phone_hint and bare_digits and _bare_phone(s):
             hits.append(Hit("phone", 0, len(s)))
         elif bare_digits and (self.card_hint or CARD in self.confirmed) and ids.valid_card(s):
             hits.append(Hit(CARD, 0, len(s)))
@@ -174,7 +196,7 @@ class ColumnDetector:
             if scheme is not None:
                 hits.append(Hit("national_id", 0, len(s), scheme.name))
             elif not lead and len(s) >= 9:
-                return CellResult(bare=_bare(s))
+                return CellResult(bare=_bare(s, card=self.bare_card))
         return CellResult(tuple(hits)) if hits else EMPTY
 
     # -- shapes anywhere in the cell -----------------------------------------------------------
@@ -229,11 +251,14 @@ class ColumnDetector:
 
     # -- what the header says the whole cell is --------------------------------------------------
 
+    def _name_shaped(self, s: str) -> bool:
+        return (len(s) >= 2 and _NAME_SHAPE.fullmatch(s) is not None
+                and vocab.normal(s) not in vocab.NOT_A_NAME)
+
     def _by_header(self, s: str) -> list[Hit]:
         whole = len(s)
-        if (self.name_hint and len(s) >= 2 and _NAME_SHAPE.fullmatch(s)
-                and vocab.normal(s) not in vocab.NOT_A_NAME):
-            return [Hit("person_name", 0, whole)]
+        if self.name_hint and self._name_shaped(s):
+            return [Hit(PERSON_NAME, 0, whole)]
         if self.dob_hint and birth_date(s):
             return [Hit("date_of_birth", 0, whole)]
         if self.iban_hint and ids.valid_iban(s.replace(" ", "").upper()):
@@ -253,16 +278,26 @@ class ColumnDetector:
         return hits
 
 
-def _bare(s: str) -> Bare:
-    valid = {CARD} if 13 <= len(s) <= 19 and ids.valid_card(s) else set()
+def known_name(text: str) -> bool:
+    """Whether a name-shaped value holds a common given name, family name or honorific."""
+    return any(w.casefold() in names.KNOWN for w in _NAME_WORDS.findall(text))
+
+
+def organisation(text: str) -> bool:
+    """Whether a name-shaped value names an organisation (``Acme Corp``, ``Initech GmbH``)."""
+    return any(w.casefold() in names.ORGANISATION_WORDS for w in _NAME_WORDS.findall(text))
+
+
+def _bare(s: str, *, card: bool = True) -> Bare:
+    valid = {CARD} if card and 13 <= len(s) <= 19 and ids.valid_card(s) else set()
     valid.update(sc.name for sc in ids.BARE_BY_LENGTH.get(len(s), ()) if ids.valid_id(sc, s))
     return Bare(len(s), frozenset(valid))
 
 
-def bare_candidates(length: int) -> tuple[str, ...]:
+def bare_candidates(length: int, *, card: bool = True) -> tuple[str, ...]:
     """The keys a bare number of ``length`` digits is a candidate for."""
-    card = (CARD,) if 13 <= length <= 19 else ()
-    return (*card, *(sc.name for sc in ids.BARE_BY_LENGTH.get(length, ())))
+    card_key = (CARD,) if card and 13 <= length <= 19 else ()
+    return (*card_key, *(sc.name for sc in ids.BARE_BY_LENGTH.get(length, ())))
 
 
 def _resolve(hits: list[Hit]) -> list[Hit]:
@@ -294,6 +329,12 @@ def _phone(text: str, *, hinted: bool) -> bool:
     except phonenumbers.NumberParseException:
         return False
     return False
+
+
+def _bare_phone(digits: str) -> bool:
+    """Digits under a phone header: a number of the US or UK plan, or one in international form
+    stored without its ``+`` (``447700900123`` in an integer column)."""
+    return _phone(digits, hinted=True) or (8 <= len(digits) <= 15 and _phone(f"+{digits}", hinted=True))
 
 
 def _public_v4(text: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from guard.errors import ConfigError
+from guard.errors import ConfigError, DataError
 from guard.evidence import Evidence
 from guard.probes import EmittedEvidence, Probe, RunContext, register
 from guard.stats import Metric
@@ -77,6 +77,32 @@ class PiiScan(Probe):
 
     def applies_to(self, target: Target) -> bool:
         return bool(self.files(target))
+
+    def check(self, target: Target) -> None:
+        """Before any probe of the audit runs: each table can be opened, and the columns the
+        settings name are in it (a CSV's header, a Parquet schema; JSON lines are checked by
+        the scan, since any line may add a key)."""
+        from guard.defenses.pii.table import known_columns
+        from guard.textsafe import visible
+
+        super().check(target)
+        s = self.settings
+        if s.sensitive is not None and s.sensitive in s.quasi_identifiers:
+            raise ConfigError(f"{PROBE_ID}: sensitive {visible(s.sensitive)!r} is also among the "
+                              "quasi_identifiers; its l-diversity would be 1 by definition")
+        named = [("quasi_identifiers", c) for c in s.quasi_identifiers]
+        named += [("sensitive", s.sensitive)] if s.sensitive is not None else []
+        for path in self.files(target):
+            columns = known_columns(path)
+            if columns is None:
+                continue
+            for setting, column in named:
+                if column not in columns:
+                    shown = ", ".join(visible(c) for c in columns[:12])
+                    more = f" and {len(columns) - 12} more" if len(columns) > 12 else ""
+                    flag = "--" + setting.replace("_", "-")
+                    raise DataError(f"{visible(str(path))}: {PROBE_ID} setting {setting} ({flag}) names no "
+                                    f"column {visible(column)!r}; columns are {shown}{more}")
 
     def why_not(self, target: Target) -> str:
         found = getattr(target, "files", {}) or {}

@@ -42,7 +42,7 @@ from typing import IO, Any
 from guard.defenses.pii import anonymity
 from guard.defenses.pii.detect import ColumnDetector
 from guard.defenses.pii.masking import Pseudonymiser, partial, placeholder
-from guard.defenses.pii.scan import ByteProgress, ScanReport, scan_file
+from guard.defenses.pii.scan import ByteProgress, ColumnScan, ScanReport, scan_file
 from guard.defenses.pii.table import (
     Batch,
     Table,
@@ -58,6 +58,8 @@ from guard.fsio import atomic_writer
 from guard.textsafe import visible
 
 STRATEGIES = ("redact", "hash", "mask", "drop", "generalize")
+_ALL_THE_WAY = 1 << 30
+"""A level past the top of every hierarchy (:func:`.anonymity.generalise` stops at ``*``)."""
 _FORMULA = re.compile(r"[=+\-@\t\r]")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 Transform = Callable[[str], str]
@@ -144,18 +146,24 @@ def _check_paths(path: Path, out: Path, overwrite: bool) -> None:
     if table_format(out) != table_format(path):
         raise ConfigError(f"-o {visible(str(out))}: write the copy in the input's format "
                           f"(.{table_format(path)}), as {visible(path.name)} is")
-    if out.exists() or out.is_symlink():
-        same = out.resolve() == path.resolve()
-        if not same:
-            try:
-                same = os.path.samefile(out, path)
-            except OSError:
-                same = False
-        if same:
-            raise ConfigError(f"-o {visible(str(out))} is the input file: Guard never changes its input; "
-                              "write the copy to another file")
-        if not overwrite:
-            raise ConfigError(f"-o {visible(str(out))} exists; pass --force to replace it")
+    refuse_input(path, out, "write the copy to another file")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ConfigError(f"-o {visible(str(out))} exists; pass --force to replace it")
+
+
+def refuse_input(path: Path, out: Path, advice: str) -> None:
+    """Refuse an output path that is the input file: the same name, a link to it, or a hard link."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    same = out.resolve() == path.resolve()
+    if not same:
+        try:
+            same = os.path.samefile(out, path)
+        except OSError:
+            same = False
+    if same:
+        raise ConfigError(f"-o {visible(str(out))} is the input file: Guard never changes its input; "
+                          f"{advice}")
 
 
 class _Progressing:
@@ -238,8 +246,17 @@ def _generalise(report: ScanReport, qi: list[str], k: int,
     for values, n in counts.items():
         projected[tuple(values[j] for j in positions)] += n
     kinds = [report.column(c).quasi_identifier for c in qi]
-    minimum = [1 if report.column(c).kinds else 0 for c in qi]
+    minimum = [_least_level(report.column(c)) for c in qi]
     return anonymity.generalise(qi, kinds, projected, k, max_suppression, minimum)
+
+
+def _least_level(column: ColumnScan) -> int:
+    """How far a quasi-identifier must be generalised whatever k asks: a date of birth at least
+    to its month; any other personal or Art. 9 data all the way to ``*`` (an age band of a
+    phone number, or a health status in a class, still gives it away); anything else not at all."""
+    if column.special or set(column.kinds) - {"date_of_birth"}:
+        return _ALL_THE_WAY
+    return 1 if column.kinds else 0
 
 
 def _replacer(strategy: str, key: bytes | None) -> Callable[[str, str], str]:
@@ -280,7 +297,10 @@ def _cell_transform(detector: ColumnDetector, replace: Callable[[str, str], str]
 
 
 def _neutral(value: str) -> bool:
-    return not _FORMULA.match(value) or bool(_NUMBER.fullmatch(value))
+    """Whether a spreadsheet would take the cell as a value, not a formula: it does not start
+    (after spaces, which some importers trim) with ``= + - @``, a tab or a CR, or it is a number."""
+    start = value.lstrip(" \u00a0")
+    return not _FORMULA.match(start) or bool(_NUMBER.fullmatch(start))
 
 
 def _write_csv(table: _Progressing, fh: IO[bytes], plan: _Plan, result: MaskResult, neutralize: bool) -> None:
@@ -327,6 +347,7 @@ def _write_jsonl(table: _Progressing, fh: IO[bytes], plan: _Plan, result: MaskRe
                 values = [_joined(row[index[c]]) if c in index and index[c] < len(row) else "" for c in qi]
                 replace = dict(zip(qi, plan.qi_row(values), strict=True))
             masked = _walk(record, "", plan, replace)
+            _fill_missing(masked, replace)
             fh.write((json.dumps(masked, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
@@ -344,7 +365,12 @@ def _walk(value: Any, key: str, plan: _Plan, replace: dict[str, str]) -> Any:
             out[name] = _walk(item, full, plan, replace)
         return out
     if isinstance(value, list):
-        return [_walk(item, f"{key}[]", plan, replace) for item in value]
+        items = f"{key}[]"
+        if items in replace and not any(isinstance(item, dict | list) for item in value):
+            # a list quasi-identifier was generalised as one value, its items joined
+            new = replace[items]
+            return value if new == "\n".join(scalar_text(item) for item in value).strip() else new
+        return [_walk(item, items, plan, replace) for item in value]
     if key in replace:
         new = replace[key]
         return value if new == scalar_text(value).strip() else new
@@ -354,6 +380,23 @@ def _walk(value: Any, key: str, plan: _Plan, replace: dict[str, str]) -> Any:
     text = scalar_text(value)
     new = fn(text)
     return value if new == text else new
+
+
+def _fill_missing(record: dict[str, Any], replace: dict[str, str]) -> None:
+    """Write a generalised quasi-identifier that the record lacks (``*``, as its class counted
+    it), so the copy holds the classes the generalisation made."""
+    for key, new in replace.items():
+        if not new or "[]" in key or key in record:
+            continue
+        parts = key.split(".")
+        node: Any = record
+        for part in parts[:-1]:
+            if not isinstance(node, dict):
+                break
+            node = node.setdefault(part, {})
+        else:
+            if isinstance(node, dict) and parts[-1] not in node:
+                node[parts[-1]] = new
 
 
 def _write_parquet(table: _Progressing, fh: IO[bytes], plan: _Plan, result: MaskResult,
@@ -374,8 +417,8 @@ def _write_parquet(table: _Progressing, fh: IO[bytes], plan: _Plan, result: Mask
         if writer is None:
             schema = table.parquet_schema
             kept = [f for f in schema if f.name not in plan.drop]
-            fields = [pa.field(f.name, pa.string()) if f.name in plan.transforms or f.name in qi else f
-                      for f in kept]
+            fields = [pa.field(f.name, masked_type(f.type, pa) if f.name in plan.transforms else pa.string())
+                      if f.name in plan.transforms or f.name in qi else f for f in kept]
             writer = pq.ParquetWriter(fh, pa.schema(fields))
     finally:
         if writer is not None:
@@ -397,16 +440,56 @@ def _parquet_arrays(batch: Batch, columns: list[str], plan: _Plan, qi: Sequence[
         if name in qi:
             position = list(qi).index(name)
             originals = column.to_pylist()
-            values = [None if v is None else g[position] for v, g in zip(originals, qi_values, strict=True)]
+            values = [None if v is None and not g[position] else g[position]
+                      for v, g in zip(originals, qi_values, strict=True)]
             arrays.append(pa.array(values, type=pa.string()))
         elif name in plan.transforms:
             fn = plan.transforms[name]
-            out = []
-            for v in column.to_pylist():
-                cell = text_of(v)
-                out.append(None if v is None else fn(cell if isinstance(cell, str) else "\n".join(cell)))
-            arrays.append(pa.array(out, type=pa.string()))
+            if _nests(column.type, pa):  # each leaf masked as the scan read it, the nesting kept
+                masked = [_mask_leaves(v, fn) for v in column.to_pylist()]
+                arrays.append(pa.array(masked, type=masked_type(column.type, pa)))
+            else:
+                out = []
+                for v in column.to_pylist():
+                    cell = text_of(v)
+                    out.append(None if v is None else fn(cell if isinstance(cell, str) else "\n".join(cell)))
+                arrays.append(pa.array(out, type=pa.string()))
         else:
             arrays.append(column)
         names.append(name)
     return arrays, names
+
+
+def _nests(arrow_type: Any, pa: Any) -> bool:
+    """A struct or list type built only of structs, lists and scalars (not maps or unions)."""
+    t = pa.types
+    if t.is_struct(arrow_type):
+        return all(_nests(f.type, pa) or _scalar(f.type, pa) for f in arrow_type)
+    if t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_fixed_size_list(arrow_type):
+        return _nests(arrow_type.value_type, pa) or _scalar(arrow_type.value_type, pa)
+    return False
+
+
+def _scalar(arrow_type: Any, pa: Any) -> bool:
+    t = pa.types
+    return not (t.is_nested(arrow_type) or t.is_dictionary(arrow_type))
+
+
+def masked_type(arrow_type: Any, pa: Any) -> Any:
+    """The type of a masked column: its nesting kept, every leaf a string (a masked value is
+    text, and a leaf left as it was is written as the scan read it)."""
+    if _nests(arrow_type, pa):
+        if pa.types.is_struct(arrow_type):
+            return pa.struct([pa.field(f.name, masked_type(f.type, pa), f.nullable) for f in arrow_type])
+        return pa.list_(masked_type(arrow_type.value_type, pa))
+    return pa.string()
+
+
+def _mask_leaves(value: Any, fn: Transform) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {name: _mask_leaves(item, fn) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_leaves(item, fn) for item in value]
+    return fn(scalar_text(value))

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard.defenses.pii import anonymity, ids, vocab
-from guard.defenses.pii.detect import CARD, ColumnDetector, Hit, bare_candidates
+from guard.defenses.pii import anonymity, ids, names, vocab
+from guard.defenses.pii.detect import CARD, PERSON_NAME, ColumnDetector, Hit, bare_candidates, known_name
 from guard.defenses.pii.masking import partial
 from guard.defenses.pii.table import Cell, Table, open_table
-from guard.errors import DataError
+from guard.errors import ConfigError, DataError
 from guard.textsafe import visible
 
 EXAMPLES = 3
@@ -84,6 +84,12 @@ class ColumnScan:
     bare_examples: dict[str, list[str]] = field(default_factory=dict)
     bare_rejected: set[str] = field(default_factory=set)
     confirmed: frozenset[str] = frozenset()
+    pending_names: KindCount = field(default_factory=KindCount)
+    """Name-shaped values under a header that may mean a name (``name``, ``customer``)."""
+    pending_known: int = 0
+    """How many of them hold a common given or family name (:mod:`.names`)."""
+    pending_cells: int = 0
+    """Cells holding them and no other personal data."""
 
     def feed(self, cells: Sequence[Cell]) -> None:
         plain = [c for c in cells if isinstance(c, str)]
@@ -104,6 +110,10 @@ class ColumnScan:
             result = self.detector.cell(cell)
             if result.bare is not None:
                 self._bare(cell.strip())
+            elif result.pending_name:
+                self.cells += 1
+                self.pending_cells += 1
+                self._pending(cell.strip())
             elif result.hits:
                 self.cells += 1
                 pii = special = False
@@ -121,7 +131,7 @@ class ColumnScan:
                 self.cells += 1
             return
         items = cell
-        pii = special = masked = False
+        pii = special = masked = pending = False
         counted = False
         for text in items:
             result = self.detector.cell(text)
@@ -134,13 +144,21 @@ class ColumnScan:
                 counted = True
             masked = masked or result.masked
             stripped = text.strip()
+            if result.pending_name:
+                pending = True
+                self._pending(stripped)
             for hit in result.hits:
                 self._hit(hit, stripped)
                 pii = pii or not hit.special
                 special = special or hit.special
         self.pii_cells += pii
         self.special_cells += special
-        self.masked += masked and not (pii or special)
+        self.pending_cells += pending and not pii
+        self.masked += masked and not (pii or special or pending)
+
+    def _pending(self, text: str) -> None:
+        self.pending_names.add(PERSON_NAME, text)
+        self.pending_known += known_name(text)
 
     def _hit(self, hit: Hit, text: str) -> None:
         table = self.special if hit.special else self.kinds
@@ -153,7 +171,8 @@ class ColumnScan:
         if counted:
             self.cells += 1
         length = len(digits)
-        keys = [k for k in bare_candidates(length) if k not in self.bare_rejected]
+        candidates = bare_candidates(length, card=self.detector.bare_card)
+        keys = [k for k in candidates if k not in self.bare_rejected]
         if not keys:
             return
         result = self.detector.cell(digits)
@@ -178,11 +197,21 @@ class ColumnScan:
                     shown.append(partial(_kind_of(key), digits))
 
     def finish(self) -> None:
-        """Count the bare identifiers that the column as a whole confirms (:mod:`.ids`)."""
+        """Count the bare identifiers (:mod:`.ids`) and the pending names (:mod:`.names`) that
+        the column as a whole confirms."""
         confirmed = frozenset(k for k, n in self.bare_valid.items() if k not in self.bare_rejected
                               and n >= ids.BARE_MIN and n >= ids.BARE_SHARE * self.bare_candidates[k])
+        pending = self.pending_names
+        if self.pending_known and self.pending_known >= names.CONFIRM_SHARE * pending.count:
+            entry = self.kinds.setdefault(PERSON_NAME, KindCount())
+            entry.count += pending.count
+            for shown in pending.examples:
+                if len(entry.examples) < EXAMPLES and shown not in entry.examples:
+                    entry.examples.append(shown)
+            self.pii_cells += self.pending_cells
+            confirmed |= {PERSON_NAME}
         self.confirmed = confirmed
-        if not confirmed:
+        if not confirmed - {PERSON_NAME}:
             return
         for combo, n in self.bare_combos.items():
             chosen = sorted(combo & confirmed)
@@ -288,6 +317,10 @@ class ScanReport:
 class _Scanner:
     def __init__(self, table: Table, quasi: Sequence[str] | None, sensitive: str | None,
                  keep_qi_values: bool) -> None:
+        if sensitive is not None and quasi is not None and sensitive in quasi:
+            raise ConfigError(f"--sensitive {visible(sensitive)!r} is also among the --quasi-identifiers: "
+                              "within a class of equal quasi-identifiers it has one value, so its "
+                              "l-diversity is 1 by definition; name it in one of the two")
         self.table = table
         self.given_qi = list(quasi) if quasi is not None else None
         self.sensitive = sensitive
@@ -322,6 +355,8 @@ class _Scanner:
             return self.given_qi
         chosen = []
         for j, scan in enumerate(self.scans):
+            if scan.name == self.sensitive:  # what an attacker learns, not what they know
+                continue
             kind = quasi_identifier_kind(scan.name, [r[j] for r in rows])
             if kind is not None:
                 scan.quasi_identifier = kind
@@ -376,7 +411,7 @@ def quasi_identifier_kind(name: str, sample: Sequence[Cell]) -> str | None:
     """``age``, ``birth_year``, ``date_of_birth``, ``postcode`` or ``sex`` when the header or
     the sample of values says the column is one, else None."""
     h = vocab.header(name)
-    if h.has(*vocab.QI_AGE):
+    if h.has(*vocab.QI_AGE) and not h.has(*vocab.NOT_AGE_WORDS):
         return "age"
     if h.has(*vocab.QI_BIRTH_YEAR) or h.has_all("birth", "year") or h.has_all("year", "birth"):
         return "birth_year"

@@ -97,15 +97,20 @@ class Table:
             yield text.removeprefix("\ufeff") if number == 1 else text
 
     def _csv(self) -> Iterator[Batch]:
-        reader = csv.reader(self._lines())
+        reader = csv.reader(self._lines(), strict=True)  # strict: a quote left open is an error
+        started = 1  # the line where the record being read starts
         try:
             header = next(reader, None)
             if header is None:
                 raise self.problem("empty file, expected a header row")
+            if not header:
+                raise self.problem("line 1 is blank, expected a header row")
             self._set_columns(header)
             width = len(header)
             rows: list[list[Cell]] = []
+            started = reader.line_num + 1
             for row in reader:
+                started = reader.line_num + 1
                 if not row:
                     continue  # a blank line
                 if len(row) != width:
@@ -117,10 +122,16 @@ class Table:
             if rows:
                 yield Batch(rows)
         except csv.Error as exc:
+            line = reader.line_num
             detail = str(exc).split("\n", 1)[0]
             if "field larger than field limit" in detail:
                 detail = f"a field is longer than {MAX_FIELD} characters"
-            raise self.problem(f"line {reader.line_num}: cannot read CSV ({detail})") from None
+            elif "unexpected end of data" in detail:
+                line = started
+                detail = "a quoted field opened on this line is never closed"
+            elif "expected after" in detail:
+                detail = f"{detail}: text after a closing quote"
+            raise self.problem(f"line {line}: cannot read CSV ({detail})") from None
 
     def _set_columns(self, header: list[str]) -> None:
         self.header_row = list(header)
@@ -263,6 +274,18 @@ def open_table(path: Path) -> Iterator[Table]:
             raise DataError(f"{shown}: cannot read ({exc.strerror or exc})") from None
 
 
+def known_columns(path: Path) -> list[str] | None:
+    """The columns of a CSV table (its header, and its first batch read to check it) or a
+    Parquet table (its schema); None for JSON lines, whose keys any line may add. Raises the
+    :class:`~guard.errors.DataError` a scan would for a file that cannot be read."""
+    with open_table(path) as table:
+        if table.format == "jsonl":
+            return None
+        if table.format == "csv":
+            next(table.batches(), None)
+        return list(table.columns)
+
+
 def flatten(value: Any, key: str, out: dict[str, list[str]]) -> None:
     """Leaves of a JSON value under dotted keys; list items under ``key[]``."""
     if isinstance(value, dict):
@@ -278,7 +301,8 @@ def flatten(value: Any, key: str, out: dict[str, list[str]]) -> None:
 
 
 def scalar_text(value: Any) -> str:
-    """A JSON or Parquet scalar as the detectors read it (binary values read as empty)."""
+    """A JSON or Parquet scalar as the detectors read it (binary values as their UTF-8 text,
+    or empty when they are not UTF-8)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -290,8 +314,19 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
-        return ""  # binary: nothing the text detectors can read
+        return _binary_text(bytes(value))
     return str(value)
+
+
+def _binary_text(data: bytes) -> str:
+    """A binary value as text when it is UTF-8 (Parquet written by Hive, Impala or an old Spark
+    stores strings as binary without saying so), else empty: nothing the detectors can read."""
+    if len(data) > MAX_FIELD:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
 
 
 def text_of(value: Any) -> Cell:

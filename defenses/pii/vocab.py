@@ -47,7 +47,7 @@ NAME_WORDS = frozenset({
     "name", "names", "fullname", "firstname", "lastname", "surname", "surnames", "forename",
     "forenames", "givenname", "familyname", "middlename", "maidenname", "fname", "lname",
     "vorname", "nachname", "prenom", "nom", "nombre", "apellido", "apellidos", "cognome",
-    "displayname", "patientname", "customername", "contactname", "employeename",
+    "displayname", "patientname", "customername", "contactname", "employeename", "nickname",
 })
 NAME_NOT = frozenset({
     "file", "filename", "user", "username", "login", "host", "hostname", "domain", "product", "company",
@@ -56,7 +56,36 @@ NAME_NOT = frozenset({
     "category", "app", "device", "server", "species", "drug", "test", "dataset", "project", "team",
     "event", "label", "key", "store", "shop", "school", "hospital", "bank", "merchant", "vendor",
     "account", "path", "service", "package", "variable", "length", "count", "len",
+    "car", "vehicle", "make", "ship", "boat", "aircraft", "airline", "airport", "station", "stop", "route",
+    "track", "song", "album", "playlist", "movie", "film", "show", "series", "episode", "book", "title",
+    "game", "league", "club", "pet", "dog", "cat", "animal", "horse", "breed", "plant", "gene", "protein",
+    "compound", "chemical", "molecule", "ingredient", "recipe", "dish", "food", "restaurant", "hotel",
+    "venue", "location", "site", "area", "district", "county", "province", "neighbourhood", "neighborhood",
+    "building", "room", "course", "program", "programme", "department", "dept", "unit", "division",
+    "sector", "industry", "fund", "stock", "ticker", "asset", "currency", "coin", "font", "color", "colour",
+    "tag", "topic", "channel", "node", "cluster", "pod", "container", "image", "bucket", "repo", "branch",
+    "job", "task", "metric", "attribute", "param", "parameter", "setting", "option", "config", "function",
+    "method", "module", "sheet", "tab", "folder", "directory", "dir", "pokemon", "character", "role",
+    "plan", "campaign", "source", "queue", "workflow", "pipeline", "experiment", "algorithm", "layer",
+    "sku", "type", "group", "brandname", "productname", "itemname",
 })
+NAME_ALONE = frozenset({"name", "names", "nom", "nombre", "nome"})
+"""Headers that say "name" without saying whose: confirmed by the column's values (:mod:`.names`)."""
+NAME_STRONG = NAME_WORDS - NAME_ALONE
+NAME_QUALIFIERS = frozenset({"first", "last", "given", "family", "middle", "maiden", "full", "legal", "sur",
+                             "fore", "christian", "nick", "birth"})
+PERSON_WORDS = frozenset({
+    "person", "persons", "people", "customer", "customers", "client", "clients", "patient", "patients",
+    "employee", "employees", "staff", "contact", "contacts", "member", "members", "student", "students",
+    "pupil", "teacher", "owner", "holder", "cardholder", "accountholder", "policyholder", "applicant",
+    "passenger", "guest", "author", "recipient", "sender", "addressee", "driver", "buyer", "seller",
+    "tenant", "landlord", "beneficiary", "signatory", "signer", "parent", "mother", "father", "spouse",
+    "child", "doctor", "physician", "nurse", "witness", "victim", "suspect", "respondent", "participant",
+    "subscriber", "insured", "claimant", "debtor", "guarantor", "kunde", "cliente",
+})
+"""Words for a person: with "name" (``customer_name``) a header says it holds people's names;
+alone (``customer``) it may hold a name or a company's, and the column's values decide."""
+
 DOB_WORDS = frozenset({
     "dob", "birthdate", "dateofbirth", "birthday", "birthdt", "geburtsdatum", "datenaissance",
     "fechanacimiento", "datadinascita",
@@ -65,7 +94,14 @@ PHONE_WORDS = frozenset({
     "phone", "phones", "telephone", "tel", "mobile", "cellphone", "fax", "msisdn", "phonenumber",
     "mobilephone", "telefon", "telefono", "telephoneno",
 })
-CARD_WORDS = frozenset({"creditcard", "cardnumber", "ccnumber", "ccnum", "pan", "debitcard", "cardno"})
+CARD_WORDS = frozenset({"creditcard", "cardnumber", "ccnumber", "ccnum", "pan", "debitcard", "cardno", "card",
+                        "cards", "cc", "ccn", "creditcards"})
+NOT_CARD_WORDS = frozenset({
+    "imei", "iccid", "imsi", "ean", "upc", "gtin", "isbn", "barcode", "serial", "sku", "tracking", "product",
+    "item", "order", "invoice", "shipment", "parcel", "gift", "loyalty", "voucher", "coupon",
+})
+"""Headers of numbers with a Luhn digit or an issuer-like prefix that are not payment cards: under
+them bare digits are not confirmed as cards (a card written as cards print it still is)."""
 IBAN_WORDS = frozenset({"iban", "bankaccount", "accountnumber"})
 IP_WORDS = frozenset({"ip", "ipaddress", "ipv4", "ipv6", "ipaddr", "remoteaddr", "clientip"})
 NOT_IP_WORDS = frozenset({"version", "ver", "release", "build"})
@@ -94,9 +130,34 @@ GENERIC_ID_WORDS = frozenset({
     "taxnumber", "tin", "personalidentificationnumber",
 })
 
+
+
+def name_header(h: Header) -> str | None:
+    """``strong`` when a header says a column holds people's names (``full_name``,
+    ``customer_name``, ``surname``), ``weak`` when it may (``name``, ``customer``), else None."""
+    if h.has(*NAME_NOT):
+        return None
+    if h.has(*NAME_STRONG):
+        return "strong"
+    if h.has(*NAME_ALONE):
+        return "strong" if h.has(*NAME_QUALIFIERS) or h.has(*PERSON_WORDS) else "weak"
+    if h.words and (h.joined in PERSON_WORDS or all(w in PERSON_WORDS for w in h.words)):
+        return "weak"
+    return None
+
+
 # -- quasi-identifiers by header ----------------------------------------------------------------
 
 QI_AGE = frozenset({"age", "ages", "agegroup", "ageband", "edad"})
+NOT_AGE_WORDS = frozenset({
+    "house", "housing", "home", "building", "property", "car", "vehicle", "account", "tree", "asset", "item",
+    "product", "device", "battery", "equipment", "machine", "cache", "file", "record", "message", "post",
+    "page", "content", "session", "token", "key", "loan", "policy", "contract", "ticket", "order",
+    "listing", "stock", "inventory", "wine", "cheese", "bond", "mortgage", "crop", "firm", "company",
+    "business", "store", "roof", "structure", "engine", "tire", "tyre", "link", "cookie", "password",
+    "snapshot", "backup", "log", "model", "data", "dataset", "plant", "star", "galaxy", "rock", "fossil",
+})
+"""Whose age a header may name that is no person's: ``HouseAge``, ``account_age``, ``tree_age``."""
 QI_BIRTH_YEAR = frozenset({"yob", "birthyear", "yearofbirth"})
 QI_POSTCODE = frozenset({"zip", "zipcode", "postcode", "postcodes", "postal", "postalcode", "plz",
                          "postleitzahl", "codepostal", "zip5", "zip3"})
@@ -145,6 +206,14 @@ SPECIAL_HEADER_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
     ("political_opinion", _POLITICAL_WORDS), ("trade_union", _UNION_WORDS),
     ("sexual_orientation", _SEXUAL_WORDS), ("genetic", _GENETIC_WORDS), ("biometric", _BIOMETRIC_WORDS),
 )
+
+
+NOT_SPECIAL_VALUE_WORDS = frozenset({
+    "zodiac", "starsign", "sign", "horoscope", "astrology", "constellation", "breed", "species", "weather",
+    "storm", "cyclone", "genre", "horse", "dog", "cat", "pet",
+})
+"""Headers under which a whole-cell value that would name a special category means something
+else: "Cancer" as a star sign, "Arab" as a horse breed, "Depression" as a weather system."""
 
 
 def special_category_of(h: Header) -> str | None:

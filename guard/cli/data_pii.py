@@ -106,8 +106,11 @@ def scan(path: Path, fmt: str, qi: tuple[str, ...], sensitive: str | None, min_k
     --sensitive) l-diversity of the quasi-identifiers. Exit 0 when it finds nothing, 1 when
     it finds personal data, 2 on bad input.
     """
+    from guard.defenses.pii.rewrite import refuse_input
     from guard.defenses.pii.scan import scan_file
 
+    if out is not None:
+        refuse_input(path, out, "write the scan to another file")
     with _progress(progress, f"scanning {path.name}") as report_progress:
         report = scan_file(path, quasi_identifiers=_names(qi), sensitive=sensitive, progress=report_progress)
     if fmt == "json":
@@ -210,6 +213,8 @@ def mask(path: Path, out: Path, strategy: str, key_file: Path | None, key_env: s
     if key_file is not None or key_env is not None:
         if strategy != "hash":
             raise ConfigError("--key and --key-env are the key of --strategy hash")
+        if key_file is not None and key_env is not None:
+            raise ConfigError("give one of --key FILE and --key-env VAR, not both")
         from guard.defenses.crypto.keys import RawKey, key_source
 
         source = key_source(key_file, key_env, None)
