@@ -367,14 +367,24 @@ def test_a_query_budget_stops_the_querying_and_is_counted(lr_target: Target, tok
     with serving(lr_target.model, Behaviour(budget=100)) as server:
         evidence = by_budget(run("copycat", lr_target, budgets=(50, 150), endpoint=server.url,
                                  token_env=token, query_batch_size=40, **FAST))
-    assert server.answered == 80  # 40 + 40; the third batch of 40 was refused with 429
+    # 40 + 40; the third batch of 40 was refused with 429, so a batch of 20 was asked and answered,
+    # then one of 10 refused, 5, 2 and 1: the budget is used to the last query
+    assert server.answered == 100
     assert evidence[50].metrics["queries"].value == 50 and evidence[50].metrics["refused"].value == 0
     assert not evidence[50].flags
     capped = evidence[150]
-    assert capped.metrics["queries"].value == 80 and capped.metrics["refused"].value == 70
+    assert capped.metrics["queries"].value == 100 and capped.metrics["refused"].value == 50
     assert [f.code for f in capped.flags] == ["query_refused"]
-    assert "80 of its 150" in capped.flags[0].detail
+    assert "100 of its 150" in capped.flags[0].detail
     assert capped.metrics["fidelity"].n == len(lr_target.y_eval)  # still measured: on what was answered
+
+
+def test_a_budget_smaller_than_one_batch_is_still_used(lr_target: Target, token: str) -> None:
+    with serving(lr_target.model, Behaviour(budget=120)) as server:
+        [ev] = run("copycat", lr_target, budgets=(300,), endpoint=server.url, token_env=token, **FAST)
+    # batches of 256 halved until one fits
+    assert server.answered == 120 and ev.metrics["queries"].value == 120
+    assert [f.code for f in ev.flags] == ["query_refused"] and "fidelity" in ev.metrics
 
 
 def test_an_endpoint_refusing_everything_gives_no_copy(lr_target: Target, token: str) -> None:

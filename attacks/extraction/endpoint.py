@@ -4,8 +4,10 @@
 "output": "labels" | "probabilities"}``; the answer is ``{"labels": [...]}`` or
 ``{"probabilities": [[...]]}``, one entry per input. Queries go in batches. An answer is
 read up to a bound on its size and checked (count, class range, finite values in [0, 1]);
-HTTP 429 (an exhausted query budget) stops the querying and the copy is trained on what was
-answered; any other failure is one :class:`EndpointError` line (exit 2).
+HTTP 429 (an exhausted query budget) halves the batch and asks again, down to a single input
+(a budget is charged per request, all or nothing, so a smaller request may still fit); a 429
+for one input stops the querying and the copy is trained on what was answered; any other
+failure is one :class:`EndpointError` line (exit 2).
 
 The token is read from an environment variable, sent only in the ``Authorization`` header,
 only to the URL given (redirects are not followed), never over plain HTTP to another
@@ -164,18 +166,24 @@ class EndpointOracle:
         done = 0
         label = f"extraction queries to {self.shown}"
         every = max(1, math.ceil(len(x) / batch / 10))  # about ten progress reports
-        for i, start in enumerate(range(0, len(x), batch)):
+        start, asked = 0, 0
+        while start < len(x):
             chunk = x[start:start + batch]
-            if i % every == 0:
+            if asked % every == 0:
                 progress(label, start, len(x))
+            asked += 1
             answer = self._post(chunk, output)
             if answer is None:
+                if len(chunk) > 1:  # a budget may still admit a smaller request: halve until one
+                    batch = len(chunk) // 2
+                    continue
                 refusal = f"HTTP 429 after {done} answered queries"
                 break
             chunk_labels, chunk_targets = self._read(answer, len(chunk), output)
             labels.append(chunk_labels)
             targets.append(chunk_targets)
             done += len(chunk)
+            start += len(chunk)
         progress(label, done, len(x))
         k = self._n_classes
         return Answers(
