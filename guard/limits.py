@@ -54,6 +54,9 @@ LIMITS: dict[str, Limit] = {
         Limit("cel_chars", 8_192, "count", "the length of one CEL condition"),
         Limit("cel_nesting", 3, "count",
               "comprehensions (map, filter, all, exists) nested inside one another in a CEL condition"),
+        Limit("table_columns", 20_000, "count",
+              "the columns of one table the personal-data scan reads (a JSON-lines file whose every "
+              "line names new keys grows toward it)"),
     )
 }
 

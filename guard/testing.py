@@ -27,9 +27,11 @@ Strictness = Literal["interval", "point", "conservative"]
 STRICTNESS: tuple[str, ...] = ("interval", "point", "conservative")
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # quick: CI-friendly defaults; thorough: more samples and steps, every white-box attack
+    # quick: CI-friendly, PGD only; thorough: more samples and steps, and every probe that
+    # ``guard audit --profile thorough`` runs (attacks None): evasion, membership inference,
+    # extraction, poisoning, the data scans, each where the test gives what it needs
     "quick": {"samples": 200, "steps": 20, "attacks": ("pgd",)},
-    "thorough": {"samples": 1000, "steps": 100, "attacks": ("fgsm", "pgd", "apgd")},
+    "thorough": {"samples": 1000, "steps": 100, "attacks": None},
 }
 
 
@@ -256,6 +258,16 @@ def cache_key(model_id: str, data: EvalData | Path, plan: dict[str, Any]) -> str
     return h.hexdigest()
 
 
+def profile_probes(profile: str) -> tuple[str, ...]:
+    """The probes a profile runs when the test names none: quick's own list, or (thorough)
+    every model probe ``guard audit --profile thorough`` runs; the audit then skips, saying
+    why, each one the test gave too little for (membership inference without training data)."""
+    from guard.audit import AuditPlan
+
+    named = PROFILES[profile]["attacks"]
+    return tuple(named) if named is not None else tuple(AuditPlan(profile=profile).default_model_probes())
+
+
 def audit_model(
     model: Any,
     data: Any,
@@ -285,18 +297,19 @@ def audit_model(
             "features, or clip in [tool.guard] of pyproject.toml; Guard does not guess it"
         )
     profile = PROFILES[settings.profile]
-    chosen = tuple(attacks) if attacks else tuple(profile["attacks"])
-    for attack in chosen:
+    chosen: tuple[str, ...] = tuple(attacks) if attacks else tuple(profile["attacks"] or ())
+    runs = chosen or profile_probes(settings.profile)
+    for attack in runs:
         probe_class(attack)  # unknown names fail before any work
     # The profile's effort applies to the probes that have such settings; the test's own
     # settings must each belong to a probe it runs (a typo is an error, not a default).
-    taken = {n for attack in chosen for n in setting_names(probe_class(attack))}
+    taken = {n for attack in runs for n in setting_names(probe_class(attack))}
     knobs: dict[str, Any] = {k: profile[k] for k in ("samples", "steps") if k in taken}
     knobs.update(probe_settings)
     if eps is not None:
         knobs["eps"] = (float(eps),) if isinstance(eps, int | float) else tuple(float(e) for e in eps)
-    plan_doc = {"attacks": chosen, "settings": knobs, "scoped": settings.probes, "seed": settings.seed,
-                "clip": declared}
+    plan_doc = {"attacks": runs, "profile": settings.profile, "settings": knobs, "scoped": settings.probes,
+                "seed": settings.seed, "clip": declared}
     eval_data = as_eval_data(data)
     key = cache_key(model_digest(model), eval_data, plan_doc)
     if cache is not None and key in cache:
@@ -320,7 +333,7 @@ def audit_model(
             name=name or type(model).__name__, x_train=eval_data.x_train, y_train=eval_data.y_train,
         )
     plan = service.AuditPlan(attacks=chosen, probe_settings=knobs, scoped=settings.probes,
-                             seed=settings.seed)
+                             seed=settings.seed, profile=settings.profile)
     [result] = service.audit([subject], plan).results
     if cache is not None:
         cache[key] = result

@@ -95,3 +95,14 @@ def test_parquet_strings_stored_as_binary_are_read(tmp_path: Path) -> None:
     values = pa.array([b"ann@example.com", b"\xff\xfe"] * 5, type=pa.binary())
     pq.write_table(pa.table({"email": values}), path)
     assert kinds(scan_file(path)) == {"email": {"email": 5}}
+
+
+def test_the_column_limit_is_one_of_guards_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``table_columns`` is in guard.limits (listed in docs/limits.md) and its variable moves it."""
+    from guard.errors import DataError
+
+    path = write(tmp_path / "six.csv", [f"c{i}" for i in range(6)], [["1"] * 6])
+    assert scan_file(path).rows == 1
+    monkeypatch.setenv("GUARD_LIMIT_TABLE_COLUMNS", "5")
+    with pytest.raises(DataError, match="more than 5 columns.*GUARD_LIMIT_TABLE_COLUMNS"):
+        scan_file(path)

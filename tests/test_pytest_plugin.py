@@ -331,3 +331,31 @@ def test_probe_tables_in_tool_guard_reach_the_plugin(repo: pytest.Pytester) -> N
     out = repo.runpytest()
     assert out.ret != 0
     out.stdout.fnmatch_lines(["*has no setting 'targetz'*"])
+
+
+def test_thorough_profile_runs_what_guard_audit_thorough_runs() -> None:
+    """The thorough profile is not a fixed list that new probes miss: it is the audit's own
+    thorough selection, privacy and theft included; quick stays PGD only."""
+    from guard.testing import profile_probes
+
+    thorough = profile_probes("thorough")
+    assert {"evasion.pgd", "evasion.apgd", "privacy.membership_inference", "extraction.copycat",
+            "extraction.knockoff", "data.pii_scan", "poisoning.label_flip"} <= set(thorough)
+    assert profile_probes("quick") == ("pgd",)
+
+
+@pytest.mark.slow
+def test_thorough_profile_measures_membership_and_extraction() -> None:
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from guard.testing import GuardSettings, audit_model
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    model = LogisticRegression(max_iter=500).fit(x[:300], y[:300])
+    data = {"x": x[300:], "y": y[300:], "x_train": x[:300], "y_train": y[:300]}
+    _, result = audit_model(model, data, GuardSettings(profile="thorough"), clip=None)
+    probes = {e.probe for e in result.result.evidence}
+    assert {"evasion.pgd", "privacy.membership_inference", "extraction.copycat"} <= probes

@@ -36,8 +36,6 @@ MAX_LINE = 4 << 20
 MAX_FIELD = csv.field_size_limit()
 """Characters in one CSV field: Python's csv module default (131,072), left as it is."""
 BATCH_ROWS = 2048
-MAX_COLUMNS = 20_000
-"""Columns in one table (a JSON-lines file that names new keys on every line grows toward it)."""
 
 
 @dataclass(slots=True)
@@ -64,6 +62,7 @@ class Table:
     """A CSV file's header as written (``columns`` names blank and repeated ones apart)."""
     position: int = 0
     """Bytes read so far (for progress)."""
+    max_columns: int = field(default_factory=lambda: limit("table_columns"))
     _index: dict[str, int] = field(default_factory=dict)
     _parquet: Any = None
 
@@ -144,8 +143,9 @@ class Table:
     def _add(self, name: str) -> int:
         at = self._index.get(name)
         if at is None:
-            if len(self.columns) == MAX_COLUMNS:
-                raise self.problem(f"more than {MAX_COLUMNS} columns; Guard scans tables up to that width")
+            if len(self.columns) == self.max_columns:
+                raise self.problem(f"more than {self.max_columns} columns; Guard scans tables up to that "
+                                   "width (GUARD_LIMIT_TABLE_COLUMNS raises it)")
             at = self._index[name] = len(self.columns)
             self.columns.append(name)
         return at
