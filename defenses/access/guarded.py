@@ -49,7 +49,7 @@ class ExtractionMonitor(Protocol):
 class AuditLog(Protocol):
     """What GuardedModel needs of ``guard.defenses.access.auditlog.AuditLog``."""
 
-    def append(self, fields: dict[str, Any]) -> None: ...
+    def append(self, fields: dict[str, Any]) -> object: ...
 
 
 OUTPUTS = {"labels": "predict", "probabilities": "predict_proba"}
