@@ -68,6 +68,9 @@ class AuditOptions:
     pii_data: tuple[str, ...] | None = None
     quasi_identifiers: tuple[str, ...] | None = None
     sensitive: str | None = None
+    access_policy: str | None = None
+    audit_log: str | None = None
+    audit_log_key_env: str | None = None
     probes: dict[str, dict[str, Any]] | None = None
     """``[probes.<id or alias>]`` tables: one probe's settings (checked when the plan is built)."""
 
@@ -80,7 +83,7 @@ class AuditOptions:
 _STR_KEYS = {"model", "arch", "data", "label_column", "norm", "out", "name", "waivers", "baseline",
              "fail_on", "key", "key_env", "passphrase_env", "verify_with", "manifest",
              "train_data", "trainer", "data_manifest", "data_manifest_key", "profile",
-             "endpoint", "token_env", "sensitive"}
+             "endpoint", "token_env", "sensitive", "access_policy", "audit_log", "audit_log_key_env"}
 _INT_KEYS = {"steps", "samples", "batch_size", "seed"}
 _LIST_STR_KEYS = {"attacks", "format", "policy", "pii_data", "quasi_identifiers"}
 

@@ -164,6 +164,40 @@ def demo_pii_table(cache: Path | None = None) -> Path:
     return path
 
 
+DEMO_ACCESS_POLICY = "access-demo.toml"
+DEMO_ACCESS_TOML = """\
+# The demo's access policy: guard audit --demo attacks its models behind it, in process.
+[roles.analyst]
+permissions = ["predict"]                      # labels only
+[roles.scientist]
+permissions = ["predict", "predict_proba"]
+output = { round = 2 }
+[principals.alice]
+roles = ["analyst"]
+budget = { per_minute = 600, total = 1000 }
+[principals.carol]
+roles = ["scientist"]
+budget = { per_minute = 600, total = 200 }
+[monitor]
+action = "block"
+"""
+DEMO_EXTRACTION_BUDGET = 500
+"""The query budget the demo's extraction-resistance probe attacks with (above carol's 200)."""
+
+
+def demo_access_policy(cache: Path | None = None) -> Path:
+    """The demo's access policy file (rewritten when it differs, so a stale copy never
+    stays); its ledger and tokens are never touched: the probes use a temporary copy."""
+    from guard.fsio import atomic_write_bytes
+
+    path = (cache or cache_dir()) / DEMO_ACCESS_POLICY
+    body = DEMO_ACCESS_TOML.encode()
+    if not path.is_file() or path.read_bytes() != body:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, body)
+    return path
+
+
 def demo_options(cache: Path | None = None) -> list[AuditOptions]:
     """The two demo targets as ``guard audit`` options: they go through exactly the checks
     and safe loaders a user's files go through."""

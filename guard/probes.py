@@ -56,6 +56,8 @@ BUILTIN_MODULES = (
     "guard.defenses.pii.probe",
     "guard.attacks.privacy.membership",
     "guard.attacks.extraction.probes",
+    "guard.defenses.sanitize.probe",
+    "guard.defenses.access.probes",
 )
 """Guard's own probes, in the order an audit runs them (artifact probes first)."""
 

@@ -84,6 +84,7 @@ def _register() -> None:
     from guard.cli.audit import audit
     from guard.cli.crypto import COMMANDS as CRYPTO_COMMANDS
     from guard.cli.data import data
+    from guard.cli.log import log
     from guard.cli.policy import policy
     from guard.cli.probes import probes
     from guard.cli.report import report
@@ -92,6 +93,7 @@ def _register() -> None:
 
     cli.add_command(audit)
     cli.add_command(data)
+    cli.add_command(log)
     cli.add_command(policy)
     cli.add_command(probes)
     cli.add_command(report)

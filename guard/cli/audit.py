@@ -22,11 +22,12 @@ DEFAULT_OUT = "guard-report"
 DEFAULT_FORMATS = ("json", "html")
 DEMO_POLICIES = ("baseline", "gdpr", "ccpa")
 PII_PROBE = "data.pii_scan"
+RESISTANCE_PROBE = "defense.extraction_resistance"
 SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size", "trainer", "budgets",
-                   "endpoint", "token_env")
+                   "endpoint", "token_env", "access_policy")
 """Options that set the same-named setting of every probe declaring it (the evasion family;
 ``--trainer`` for the probes that retrain the recipe; ``--budgets``, ``--endpoint`` and
-``--token-env`` for the extraction attacks)."""
+``--token-env`` for the extraction attacks; ``--access-policy`` for the runtime-defense probes)."""
 
 
 @click.command()
@@ -55,6 +56,10 @@ SHARED_SETTINGS = ("eps", "norm", "steps", "step_size", "samples", "batch_size",
 @click.option("--quasi-identifiers", type=COLUMN_LIST, help="Columns that together may identify a person "
               "(age, postcode, ...), for k-anonymity (default: detected from the headers).")
 @click.option("--sensitive", help="The sensitive column whose l-diversity the scan reports.")
+@click.option("--access-policy", help="The access policy (TOML) the model is served under (guard serve): "
+              "its access control, budgets, output hardening and audit log are attacked in process.")
+@click.option("--audit-log", help="A deployment's audit log (guard serve --log) to verify as well.")
+@click.option("--audit-log-key-env", help="Environment variable holding that log's HMAC key.")
 @click.option("--profile", type=click.Choice(["quick", "thorough"]),
               help="quick (default): the default probes; thorough: also the poisoning simulations, "
               "which retrain the model.")
@@ -129,6 +134,17 @@ def audit(config_path: Path | None, demo: bool, show_progress: bool | None, sets
 
         table = {**scoped.get(PII_PROBE, {}), "paths": (str(demo_pii_table()),)}
         plan = replace(plan, scoped={**scoped, PII_PROBE: table})
+    if demo and "access_policy" not in shared and _takes(plan, "access_policy"):
+        from dataclasses import replace
+
+        from guard.demo import DEMO_EXTRACTION_BUDGET, demo_access_policy
+
+        resistance = dict(scoped.get(RESISTANCE_PROBE, {}))
+        if "budgets" not in shared:
+            resistance.setdefault("budgets", (DEMO_EXTRACTION_BUDGET,))
+        policy_file = str(demo_access_policy())
+        plan = replace(plan, probe_settings={**plan.probe_settings, "access_policy": policy_file},
+                       scoped={**plan.scoped, RESISTANCE_PROBE: resistance})
     plan.validate()  # every setting's name and range, before the demo models are even built
     targets = _demo_files() if demo else [_files(opts)]
     outcome = service.audit(targets, plan, setup, fail_on=fail_on,
@@ -187,6 +203,7 @@ def _scoped(opts: AuditOptions, spec: Path | None,
         "data.provenance": {"manifest": opts.data_manifest, "public_key": opts.data_manifest_key},
         "data.pii_scan": {"paths": opts.pii_data, "quasi_identifiers": opts.quasi_identifiers,
                           "sensitive": opts.sensitive},
+        "defense.audit_log": {"audit_log": opts.audit_log, "log_hmac_key_env": opts.audit_log_key_env},
     }
     for probe_id, values in given.items():
         chosen = {k: v for k, v in values.items() if v is not None}
