@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several pytest workers share the cores: torch's default of one intra-op thread per core
+    # in every worker oversubscribes them, and a spinning thread pool fighting another busy
+    # process slows by 10x or more. One thread per worker keeps -n 2 on 2 cores near 2x.
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
 
 
 @pytest.fixture(scope="session")

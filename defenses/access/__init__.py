@@ -7,6 +7,7 @@ from guard.defenses.access.guarded import (
     BudgetExceeded,
     GuardedModel,
     InputRejected,
+    Refused,
 )
 from guard.defenses.access.output import harden
 from guard.defenses.access.policy import (
@@ -23,5 +24,5 @@ from guard.defenses.access.tokens import TokenInfo, TokenStore
 __all__ = [
     "PERMISSIONS", "AccessDenied", "AccessPolicy", "Answer", "Budget", "BudgetExceeded",
     "BudgetLedger", "Charge", "GuardedModel", "InputRejected", "OutputRule", "Principal",
-    "ReverseSigmoid", "Role", "TokenInfo", "TokenStore", "harden",
+    "Refused", "ReverseSigmoid", "Role", "TokenInfo", "TokenStore", "harden",
 ]

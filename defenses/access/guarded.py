@@ -55,7 +55,14 @@ class AuditLog(Protocol):
 OUTPUTS = {"labels": "predict", "probabilities": "predict_proba"}
 
 
-class AccessDenied(GuardError):
+class Refused(GuardError):
+    """A request the guard refuses: its HTTP ``status`` and machine-readable ``code``."""
+
+    status: int = 403
+    code: str = "forbidden"
+
+
+class AccessDenied(Refused):
     """No or bad token (401, ``unauthenticated``) or a forbidden operation (403)."""
 
     def __init__(self, message: str, *, status: int = 403, code: str = "forbidden") -> None:
@@ -64,7 +71,7 @@ class AccessDenied(GuardError):
         self.code = code
 
 
-class BudgetExceeded(GuardError):
+class BudgetExceeded(Refused):
     """A rate or total budget that cannot cover the request (429)."""
 
     status = 429
@@ -78,7 +85,7 @@ class BudgetExceeded(GuardError):
         self.remaining_total = remaining_total
 
 
-class InputRejected(GuardError):
+class InputRejected(Refused):
     """An input the sanitizer refuses, with the reason (422)."""
 
     status = 422
@@ -149,7 +156,7 @@ class GuardedModel:
         }
         try:
             answer = self._predict(x, principal, token, output, record)
-        except (AccessDenied, BudgetExceeded, InputRejected) as exc:
+        except Refused as exc:
             record.update(outcome="refused", status=exc.status, reason=str(exc))
             self._log(record)
             raise

@@ -184,14 +184,7 @@ class _Parser:
     def role(self, name: str, tbl: dict[str, Any]) -> Role:
         key = f"roles.{name}"
         self.known(tbl, key, ("permissions", "output"))
-        perms = tbl.get("permissions", [])
-        if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
-            raise self.fail(f"{key}.permissions", "expected a list of strings")
-        for p in perms:
-            if p not in PERMISSIONS:
-                raise self.fail(
-                    f"{key}.permissions", f"unknown permission {p!r} (known: {', '.join(PERMISSIONS)})"
-                )
+        perms = self.names(tbl.get("permissions", []), f"{key}.permissions", "permission", PERMISSIONS)
         output = self.output(self.table(tbl.get("output", {}), f"{key}.output"), f"{key}.output")
         return Role(name, frozenset(perms), output)
 
@@ -214,12 +207,7 @@ class _Parser:
     def principal(self, name: str, tbl: dict[str, Any], roles: dict[str, Role]) -> Principal:
         key = f"principals.{name}"
         self.known(tbl, key, ("roles", "budget"))
-        rl = tbl.get("roles", [])
-        if not isinstance(rl, list) or not all(isinstance(r, str) for r in rl):
-            raise self.fail(f"{key}.roles", "expected a list of role names")
-        for r in rl:
-            if r not in roles:
-                raise self.fail(f"{key}.roles", f"unknown role {r!r}")
+        rl = self.names(tbl.get("roles", []), f"{key}.roles", "role", tuple(roles))
         budget = None
         if "budget" in tbl:
             btbl = self.table(tbl["budget"], f"{key}.budget")
@@ -230,6 +218,15 @@ class _Parser:
                 burst=self.pos_int(btbl.get("burst"), f"{key}.budget.burst", allow_zero=False),
             )
         return Principal(name, tuple(rl), budget)
+
+    def names(self, value: Any, key: str, what: str, known: tuple[str, ...]) -> list[str]:
+        """A list of names, each one of ``known``."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"expected a list of {what} names")
+        for v in value:
+            if v not in known:
+                raise self.fail(key, f"unknown {what} {v!r} (known: {', '.join(known) or 'none'})")
+        return value
 
     def pos_int(self, v: Any, key: str, *, allow_zero: bool) -> int | None:
         if v is None:

@@ -47,13 +47,7 @@ from guard.attacks.extraction.queries import (
     query_split,
 )
 from guard.attacks.extraction.surrogate import Recipe, copy_seed, steal
-from guard.defenses.access.guarded import (
-    OUTPUTS,
-    AccessDenied,
-    BudgetExceeded,
-    GuardedModel,
-    InputRejected,
-)
+from guard.defenses.access.guarded import OUTPUTS, AccessDenied, BudgetExceeded, GuardedModel, Refused
 from guard.defenses.access.policy import AccessPolicy
 from guard.errors import ConfigError
 from guard.evidence import Evidence, Flag
@@ -61,7 +55,6 @@ from guard.probes import EmittedEvidence, Probe, RunContext, bounded, check_rang
 from guard.stats import Metric, paired_difference
 from guard.target import Target
 
-REFUSED = (AccessDenied, BudgetExceeded, InputRejected)
 WHY_NOT = "needs an access policy: give --access-policy FILE (the TOML file guard serve uses)"
 
 
@@ -216,7 +209,7 @@ class AccessControlProbe(_PolicyProbe):
     def _served(guarded: GuardedModel, x: np.ndarray, **kwargs: Any) -> bool:
         try:
             guarded.predict(x, **kwargs)
-        except REFUSED:
+        except Refused:
             return False
         return True
 
@@ -607,7 +600,7 @@ class AuditLogProbe(_PolicyProbe):
                 requests += 1
                 try:
                     guarded.predict(x, **kwargs)
-                except REFUSED:
+                except Refused:
                     pass
             log.close()
             text = path.read_bytes()
