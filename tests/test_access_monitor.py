@@ -372,6 +372,26 @@ def test_guarded_model_blocks_extraction_suspected(digits: Digits, tmp_path: Pat
     assert g.predict(digits.x_test[:1], principal="thief").labels is not None
 
 
+def test_an_alert_that_does_not_block_reaches_the_audit_log(digits: Digits, tmp_path: Path) -> None:
+    class Log:
+        def __init__(self) -> None:
+            self.records: list[dict[str, Any]] = []
+
+        def append(self, fields: dict[str, Any]) -> None:
+            self.records.append(fields)
+
+    f = tmp_path / "access.toml"
+    f.write_text(POLICY.replace('action = "block"', 'action = "alert"'))
+    policy = AccessPolicy.load(f)
+    log = Log()
+    g = GuardedModel(digits.target.model, policy, monitor=ExtractionMonitor(policy.monitor), log=log)
+    for req in requests(synthetic(digits, 0), 1):
+        assert g.predict(req, principal="thief").labels is not None  # alerts, never blocks
+    alerted = [r for r in log.records if r.get("alert")]
+    assert alerted and all(r["outcome"] == "served" and r["principal"] == "thief" for r in alerted)
+    assert "thief" in alerted[0]["alert"]
+
+
 @pytest.mark.parametrize(("table", "named"), [
     ({"threshold": 2}, "threshold"),
     ({"min_queries": 1}, "min_queries"),

@@ -107,7 +107,7 @@ def test_user_torch_model(kind: str, cnn_files: dict[str, Path], tmp_path: Path)
     assert doc["target"]["digests"]["model"] == f"sha256:{digest}"
     assert {e["probe"] for e in doc["evidence"]} == {  # the default probes of a model with gradients
         "supply_chain.encryption", "supply_chain.scan", "evasion.fgsm", "evasion.pgd", "evasion.apgd",
-        "poisoning.model_scan", "extraction.copycat", "extraction.knockoff"}
+        "poisoning.model_scan", "extraction.copycat", "extraction.knockoff", "defense.sanitization"}
 
 
 def test_config_file_and_flags_win(cnn_files: dict[str, Path], tmp_path: Path) -> None:

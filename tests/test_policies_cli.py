@@ -38,7 +38,7 @@ def test_list_shows_every_shipped_pack() -> None:
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
     assert names == ["baseline", "ccpa", "eu-ai-act", "gdpr", "mitre-atlas", "nist-ai-rmf", "owasp-ml"]
-    assert "18 controls" in out.splitlines()[0]
+    assert "23 controls" in out.splitlines()[0]
 
 
 def test_show_prints_controls_with_their_references() -> None:

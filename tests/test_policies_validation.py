@@ -135,7 +135,7 @@ def test_a_user_pack_selects_shipped_controls_and_adds_its_own(tmp_path: Path) -
                         "  - from: gdpr\n    framework: ccpa\ncontrols:\n")
     pack = load_pack(write(tmp_path, text))
     assert [c.id for c in pack.controls] == ["GRD-SUP-02", "GRD-OPS-01", "GRD-PRV-01", "GRD-DAT-01",
-                                            "GRD-DAT-02", "GRD-DAT-04", "MY-01"]
+                                            "GRD-DAT-02", "GRD-DAT-04", "GRD-ACC-01", "GRD-LOG-01", "MY-01"]
     assert evaluate({"target": {"name": "m"}, "evidence": []}, pack)[0].status == "not_assessed"
 
 

@@ -91,7 +91,10 @@ def test_a_missing_quasi_identifier_column_stops_the_audit(files: dict[str, Path
                          "--quasi-identifiers", "no_such_column")
     assert code == 2, out
     assert "no_such_column" in out and "Traceback" not in out
-    assert len(out.strip().splitlines()[-1]) < 300
+    last = out.strip().splitlines()[-1]
+    # one line naming a dozen of the table's columns, not all 32 (the path's length varies: an
+    # xdist worker's temporary folder is longer)
+    assert "and 20 more" in last and len(last) - len(str(files["people"])) < 260, last
 
 
 def test_npz_data_is_not_scanned_without_a_table(files: dict[str, Path], tmp_path: Path) -> None:

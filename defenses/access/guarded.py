@@ -39,6 +39,9 @@ class _Alert(Protocol):
     @property
     def blocked(self) -> bool: ...
 
+    @property
+    def reason(self) -> str: ...
+
 
 class ExtractionMonitor(Protocol):
     """What GuardedModel needs of ``guard.defenses.access.monitor.ExtractionMonitor``."""
@@ -203,6 +206,8 @@ class GuardedModel:
         labels = np.argmax(proba, axis=1)
         if self.monitor is not None:
             alert = self.monitor.observe(principal, arr, labels)
+            if alert is not None:
+                record["alert"] = alert.reason  # an alert that does not block is logged too
             if alert is not None and alert.blocked:
                 raise AccessDenied(
                     f"extraction suspected for {principal!r}", status=403, code="extraction_suspected"

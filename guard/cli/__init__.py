@@ -89,6 +89,7 @@ def _register() -> None:
     from guard.cli.probes import probes
     from guard.cli.report import report
     from guard.cli.scan import scan
+    from guard.cli.serve import serve
     from guard.cli.token import token
 
     cli.add_command(audit)
@@ -98,6 +99,7 @@ def _register() -> None:
     cli.add_command(probes)
     cli.add_command(report)
     cli.add_command(scan)
+    cli.add_command(serve)
     cli.add_command(token)
     for command in CRYPTO_COMMANDS:
         cli.add_command(command)
