@@ -529,3 +529,19 @@ def test_guarded_model_requests_are_logged_and_verify(tmp_path: Path) -> None:
     outcomes = [(r["outcome"], r["status"], r["n"]) for r in records]
     assert outcomes == [("served", 200, 4), ("refused", 401, None)]
     assert token not in path.read_text()
+
+
+@pytest.mark.parametrize("damage", [b'{"seq":1,"prev":"abc', b"garbage but a complete line\n"])
+def test_a_damaged_tail_is_refused_on_every_append_not_only_the_first(tmp_path: Path, damage: bytes) -> None:
+    """Red-team finding: a writer that refused a damaged tail once used to start a second chain
+    at seq 0 inside the same file on its next append (fused onto a partial line)."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"a": 1})
+    with open(path, "ab") as f:
+        f.write(damage)  # a crash mid-write, or another writer
+    before = path.read_bytes()
+    for _ in range(3):
+        with pytest.raises(AuditLogError):
+            log.append({"a": 2})
+    assert path.read_bytes() == before

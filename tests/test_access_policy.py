@@ -38,6 +38,11 @@ def test_issue_shape_loads(tmp_path: Path) -> None:
         ("[principals.bob]\nroles = []\nbudget = { total = 0 }\n", "principals.bob.budget.total"),
         ('[principals.bob]\nroles = []\nbudget = { per_minute = "a" }\n', "principals.bob.budget.per_minute"),
         ("[principals.bob]\nroles = []\nbudget = { total = true }\n", "principals.bob.budget.total"),
+        # red-team findings: each used to load and then fail every request, or crash the CLI
+        ("[roles.x]\npermissions = []\noutput = { round = 9223372036854775807 }\n", "roles.x.output.round"),
+        ("[principals.bob]\nroles = []\nbudget = { per_minute = 0.5 }\n", "principals.bob.budget.per_minute"),
+        ('state = "a\\u0000b"\n', "state"),
+        ('[principals."evil\\nfake"]\nroles = []\n', "principals.evil"),
     ],
 )
 def test_bad_policy_one_line_naming_file_and_key(tmp_path: Path, extra: str, key: str) -> None:

@@ -411,8 +411,12 @@ class AuditLog:
             raise AuditLogError(
                 f"audit log {self.path} shrank from {self._size} to {size} bytes since this process "
                 "last wrote to it: records were cut off; refusing to continue its chain")
-        self._size, self._next_seq, self._last_hash = size, 0, ZERO_HASH
+        # The cache is set only once the tail checked out: a refused tail (a partial or foreign
+        # last line) leaves it unknown, so every later append reads and refuses it again
+        # instead of starting a second chain inside the file.
+        self._size = -1
         if size == 0:
+            self._size, self._next_seq, self._last_hash = 0, 0, ZERO_HASH
             return
         last = _last_line(self._fd, size, self.path)
         if first_open:
@@ -422,7 +426,7 @@ class AuditLog:
                 raise AuditLogError(f"{self.path} is not the start of a Guard audit log (its first "
                                     f"record has seq {head['seq']}); refusing to append to it")
         tail = self._checked(last, "last", verify_sig=first_open)
-        self._next_seq, self._last_hash = tail["seq"] + 1, line_hash(last)
+        self._size, self._next_seq, self._last_hash = size, tail["seq"] + 1, line_hash(last)
 
     def _checked(self, line: bytes, which: str, *, verify_sig: bool = True) -> dict[str, Any]:
         try:

@@ -12,14 +12,19 @@ decimals, the strongest reverse sigmoid).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from guard.errors import ConfigError
+from guard.textsafe import visible
 
 PERMISSIONS = ("predict", "predict_proba", "explain", "export")
+MAX_ROUND = 15
+MAX_NAME = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,11 @@ class _Parser:
 
     def parse(self, data: dict[str, Any]) -> AccessPolicy:
         self.known(data, "", ("roles", "principals", "state", "monitor"))
+        for section in ("roles", "principals"):
+            for name in self.table(data.get(section, {}), section):
+                if not name or _CONTROL.search(name) or len(name) > MAX_NAME:
+                    raise self.fail(f"{section}.{visible(name)[:40]}", f"a name is 1 to {MAX_NAME} "
+                                    "characters without control characters (it is printed and logged)")
         roles = {
             name: self.role(name, self.table(v, f"roles.{name}"))
             for name, v in self.table(data.get("roles", {}), "roles").items()
@@ -164,10 +174,10 @@ class _Parser:
         if state_raw is None:
             stem = self.source.stem if self.source is not None else "access"
             state = self.base / f"{stem}.db"
-        elif isinstance(state_raw, str) and state_raw:
+        elif isinstance(state_raw, str) and state_raw and not _CONTROL.search(state_raw):
             state = self.base / state_raw
         else:
-            raise self.fail("state", "expected a non-empty file name")
+            raise self.fail("state", "expected a non-empty file name without control characters")
         monitor = None
         if "monitor" in data:
             monitor = self.monitor(self.table(data["monitor"], "monitor"))
@@ -195,6 +205,9 @@ class _Parser:
             raise self.fail(f"{key}.label_only", "expected true or false")
         top_k = self.pos_int(tbl.get("top_k"), f"{key}.top_k", allow_zero=False)
         rnd = self.pos_int(tbl.get("round"), f"{key}.round", allow_zero=True)
+        if rnd is not None and rnd > MAX_ROUND:
+            raise self.fail(f"{key}.round", f"expected at most {MAX_ROUND} decimals (float32 holds no more), "
+                                            f"got {rnd}")
         rs = None
         if "reverse_sigmoid" in tbl:
             rtbl = self.table(tbl["reverse_sigmoid"], f"{key}.reverse_sigmoid")
@@ -217,6 +230,10 @@ class _Parser:
                 total=self.pos_int(btbl.get("total"), f"{key}.budget.total", allow_zero=False),
                 burst=self.pos_int(btbl.get("burst"), f"{key}.budget.burst", allow_zero=False),
             )
+            if budget.per_minute is not None and budget.per_minute < 1 and budget.burst is None:
+                raise self.fail(f"{key}.budget.per_minute",
+                                f"{budget.per_minute:g} a minute holds less than one query: a bucket that "
+                                "small never serves one (give burst = 1 or more)")
         return Principal(name, tuple(rl), budget)
 
     def names(self, value: Any, key: str, what: str, known: tuple[str, ...]) -> list[str]:

@@ -196,12 +196,26 @@ class _Api:
 
     async def predict(self, request: Request) -> Response:
         try:
+            token = await self._token(request)
             body = await self._body(request)
         except _Refusal as refusal:
             await run_in_threadpool(self._record, refusal.status, refusal.message)
-            return error_response(refusal.status, refusal.code, refusal.message)
-        token = _bearer(request.headers.get("authorization"))
+            headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+            return error_response(refusal.status, refusal.code, refusal.message, headers=headers)
         return await run_in_threadpool(self._answer, body, token)
+
+    async def _token(self, request: Request) -> str:
+        """The bearer token, checked before the body is read: an unauthenticated caller costs
+        no parsing (GuardedModel checks it again, with the principal, when it answers)."""
+        given = request.headers.getlist("authorization")
+        if len(given) > 1:
+            raise _Refusal(400, "bad_request", "more than one Authorization header")
+        token = _bearer(given[0] if given else None)
+        if token is None:
+            raise _Refusal(401, "unauthenticated", "no valid token")
+        if await run_in_threadpool(self.guarded.tokens.authenticate, token) is None:
+            raise _Refusal(401, "unauthenticated", "invalid or revoked token")
+        return token
 
     async def http_error(self, request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}

@@ -31,6 +31,8 @@ from guard.errors import ConfigError
 
 MAX_BODY_CAP = 1 << 30
 READY_TIMEOUT_S = 600.0
+MAX_CONNECTIONS = 1024
+"""Open connections and tasks per worker before a request is answered 503 (uvicorn limit_concurrency)."""
 
 
 @click.command()
@@ -146,8 +148,12 @@ def _url(host: str, port: int) -> str:
 
 
 def _uvicorn_options() -> dict[str, Any]:
+    # limit_concurrency: past this many open connections or tasks a request is answered 503 at
+    # once instead of queueing; idle kept-alive connections close after 5 s. Connections that
+    # never finish their headers (slowloris) still hold a file descriptor each: a reverse proxy
+    # in front is the defense against those (docs/runtime-defenses.md).
     return {"log_level": "warning", "access_log": False, "server_header": False, "lifespan": "on",
-            "timeout_graceful_shutdown": 10}
+            "timeout_graceful_shutdown": 10, "limit_concurrency": MAX_CONNECTIONS, "timeout_keep_alive": 5}
 
 
 def _run_single(app: Any, sock: socket.socket, host: str, port: int, line: str) -> None:
