@@ -44,6 +44,7 @@ class Rejecting:
 
 class Alert:
     blocked = True
+    reason = "extraction suspected (test monitor)"
 
 
 class BlockingMonitor:
