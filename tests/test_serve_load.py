@@ -316,7 +316,6 @@ def test_guard_serve_answers_under_load_and_stops_cleanly(files: dict[str, Path]
     _check(results, server.log, server.tokens)
 
 
-@pytest.mark.slow
 def test_two_workers_share_the_budget_and_the_log(files: dict[str, Path], tmp_path: Path,
                                                   digits: dict[str, np.ndarray]) -> None:
     """16 clients x 25 one-row requests for three principals, a bad token and none, across two
