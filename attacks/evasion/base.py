@@ -35,6 +35,19 @@ BATCH_RANGE = (1, 1_000_000)
 MAX_BUDGETS = 64
 
 
+def check_threat_model(settings: Any) -> None:
+    """The checks every settings with ``eps`` (a tuple of budgets) and ``norm`` shares: at
+    least one budget and at most :data:`MAX_BUDGETS`, every declared range, a known norm."""
+    eps = settings.eps
+    if not isinstance(eps, tuple) or not eps:
+        raise ConfigError("eps: give at least one value")
+    if len(eps) > MAX_BUDGETS:
+        raise ConfigError(f"eps: give at most {MAX_BUDGETS} values, got {len(eps)}")
+    check_ranges(settings)
+    if settings.norm not in ("inf", "2"):
+        raise ConfigError(f"norm must be 'inf' or '2', got {settings.norm!r}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvasionSettings:
     """Settings common to evasion probes, validated once; errors name the parameter.
@@ -52,13 +65,7 @@ class EvasionSettings:
     early_stop: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.eps, tuple) or not self.eps:
-            raise ConfigError("eps: give at least one value")
-        if len(self.eps) > MAX_BUDGETS:
-            raise ConfigError(f"eps: give at most {MAX_BUDGETS} values, got {len(self.eps)}")
-        check_ranges(self)
-        if self.norm not in ("inf", "2"):
-            raise ConfigError(f"norm must be 'inf' or '2', got {self.norm!r}")
+        check_threat_model(self)
         if not isinstance(self.early_stop, bool):
             raise ConfigError(f"early_stop must be true or false, got {self.early_stop!r}")
 

@@ -117,6 +117,19 @@ class ExtractionSettings:
                 raise ConfigError("token_env names the endpoint's token, but no endpoint is given")
 
 
+def checked_budgets(probe_id: str, given: tuple[int, ...] | None, target: Target) -> tuple[int, ...]:
+    """The budgets to measure, ascending (None: the defaults the pool holds); a given budget
+    larger than the query pool is an error."""
+    pool, where = pool_size(target)
+    if given is None:
+        return default_budgets(pool, DEFAULT_BUDGETS)
+    for budget in sorted(given, reverse=True):
+        if budget > pool:
+            raise ConfigError(f"{probe_id}: budget {budget} is larger than the query pool of {pool} "
+                              f"inputs ({where}); lower --budgets or give more data")
+    return tuple(sorted(given))
+
+
 class ExtractionProbe(Probe):
     """One copy per budget, trained on one kind of answer (:attr:`output`)."""
 
@@ -146,15 +159,7 @@ class ExtractionProbe(Probe):
             preflight(self.settings.endpoint, self.settings.timeout)
 
     def budgets(self, target: Target) -> tuple[int, ...]:
-        """The budgets to measure, ascending; a given budget larger than the pool is an error."""
-        pool, where = pool_size(target)
-        if self.settings.budgets is None:
-            return default_budgets(pool, DEFAULT_BUDGETS)
-        for budget in sorted(self.settings.budgets, reverse=True):
-            if budget > pool:
-                raise ConfigError(f"{self.id}: budget {budget} is larger than the query pool of {pool} "
-                                  f"inputs ({where}); lower --budgets or give more data")
-        return tuple(sorted(self.settings.budgets))
+        return checked_budgets(self.id, self.settings.budgets, target)
 
     def oracle(self, target: Target) -> Oracle:
         s = self.settings
@@ -204,7 +209,7 @@ class ExtractionProbe(Probe):
         if n == 0:  # nothing answered: no copy, so no fidelity (the control says so, never a pass)
             params.update({"surrogate": describe_architecture(target, s.architecture), "epochs": 0})
         else:
-            answered = Answers(c.answers.x[:n], c.answers.labels[:n], c.answers.targets[:n])
+            answered = c.answers.prefix(n)
             epochs = epochs_for(n, s.epochs, s.fit_batch_size, MIN_STEPS)
             recipe = Recipe(epochs=epochs, batch_size=s.fit_batch_size, learning_rate=s.learning_rate,
                             architecture=s.architecture)

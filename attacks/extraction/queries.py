@@ -93,6 +93,10 @@ class Answers:
     def count(self) -> int:
         return len(self.labels)
 
+    def prefix(self, n: int) -> Answers:
+        """The answers to the first ``n`` queries."""
+        return Answers(self.x[:n], self.labels[:n], self.targets[:n], self.refusal)
+
 
 class Oracle(Protocol):
     """Whoever answers the attacker's queries."""

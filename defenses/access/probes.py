@@ -36,14 +36,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from guard.attacks.extraction.probes import DEFAULT_BUDGETS, MIN_STEPS
+from guard.attacks.extraction.probes import MIN_STEPS, checked_budgets
 from guard.attacks.extraction.queries import (
     Answers,
     LocalOracle,
     Output,
-    default_budgets,
     epochs_for,
-    pool_size,
     query_split,
 )
 from guard.attacks.extraction.surrogate import Recipe, copy_seed, steal
@@ -436,14 +434,9 @@ class ExtractionResistanceProbe(_PolicyProbe):
         self.budgets(target)
 
     def budgets(self, target: Target) -> tuple[int, ...]:
-        pool, where = pool_size(target)
-        if self.settings.budgets is None:
-            return default_budgets(pool, DEFAULT_BUDGETS)[-1:]
-        for budget in self.settings.budgets:
-            if budget > pool:
-                raise ConfigError(f"{self.id}: budget {budget} is larger than the query pool of {pool} "
-                                  f"inputs ({where}); lower --budgets or give more data")
-        return tuple(sorted(set(self.settings.budgets)))
+        """As extraction's, but one budget by default: the largest of the defaults."""
+        budgets = checked_budgets(self.id, self.settings.budgets, target)
+        return budgets[-1:] if self.settings.budgets is None else tuple(sorted(set(budgets)))
 
     def run(self, target: Target, ctx: RunContext) -> list[Evidence]:
         self.check(target)
@@ -469,7 +462,7 @@ class ExtractionResistanceProbe(_PolicyProbe):
             with sandbox(policy) as (pol, _):
                 oracle = GuardedOracle(GuardedModel(target.model, pol, monitor=_monitor(pol)), principal)
                 guarded_answers = oracle.ask(split.pool[:budget], output, ctx.progress)
-            raw = self._copy(target, _prefix(raw_answers, budget), output, budget, ctx.seed)
+            raw = self._copy(target, raw_answers.prefix(budget), output, budget, ctx.seed)
             agree_raw = raw.predict(split.held_out) == reference
             n = guarded_answers.count
             if n:
@@ -512,10 +505,6 @@ class ExtractionResistanceProbe(_PolicyProbe):
         recipe = Recipe(epochs=epochs, batch_size=s.fit_batch_size, learning_rate=s.learning_rate,
                         architecture="auto")
         return steal(target, answers, output, recipe, copy_seed(seed, budget))
-
-
-def _prefix(answers: Answers, n: int) -> Answers:
-    return Answers(answers.x[:n], answers.labels[:n], answers.targets[:n], answers.refusal)
 
 
 def _describe_rule(rule: Any) -> str:

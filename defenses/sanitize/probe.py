@@ -38,9 +38,9 @@ import numpy as np
 from guard.attacks.evasion.base import (
     BATCH_RANGE,
     EPS_RANGE,
-    MAX_BUDGETS,
     SAMPLES_RANGE,
     STEPS_RANGE,
+    check_threat_model,
     perturbation_norms,
 )
 from guard.defenses.sanitize.detect import SqueezeDetector, calibration_minimum
@@ -49,7 +49,7 @@ from guard.defenses.sanitize.squeeze import BitDepth, MedianSmooth, Squeezer, ap
 from guard.defenses.sanitize.validate import DEFAULT_MAX_ROWS, InputValidator
 from guard.errors import ConfigError, DataError
 from guard.evidence import Evidence, Flag
-from guard.probes import EmittedEvidence, Probe, RunContext, bounded, check_ranges, register
+from guard.probes import EmittedEvidence, Probe, RunContext, bounded, register
 from guard.stats import Metric, paired_difference
 from guard.target import Capability, Target
 
@@ -91,13 +91,7 @@ class SanitizationSettings:
     eot_samples: int = bounded(8, 1, 10_000, integer=True)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.eps, tuple) or not self.eps:
-            raise ConfigError("eps: give at least one value")
-        if len(self.eps) > MAX_BUDGETS:
-            raise ConfigError(f"eps: give at most {MAX_BUDGETS} values, got {len(self.eps)}")
-        check_ranges(self)
-        if self.norm not in ("inf", "2"):
-            raise ConfigError(f"norm must be 'inf' or '2', got {self.norm!r}")
+        check_threat_model(self)
         if self.transform not in TRANSFORMS:
             raise ConfigError(f"transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
         if self.bits == 0 and self.median_size == 0:
